@@ -1,0 +1,155 @@
+//! The cluster that runs instances: Kubernetes through the operator, or local processes.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::ids::{InstanceId, UserId};
+use crate::instance::{Credentials, Engine, InstanceName, NodePort, Resources, RunState};
+
+/// Everything the cluster needs to bring an instance up.
+#[derive(Clone, Debug)]
+pub struct ProvisionRequest {
+    /// The instance (cluster objects are named after it, not after the user's name).
+    pub instance: InstanceId,
+    /// Its owner.
+    pub owner: UserId,
+    /// Its display name.
+    pub name: InstanceName,
+    /// Its engine.
+    pub engine: Engine,
+    /// What it gets.
+    pub resources: Resources,
+    /// The port it is reached on.
+    pub node_port: NodePort,
+    /// The run state to start in.
+    pub run_state: RunState,
+    /// The credentials to configure (never stored by dbtree).
+    pub credentials: Credentials,
+}
+
+/// Whether a delete has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Teardown {
+    /// Everything is gone; the NodePort may be reused.
+    Complete,
+    /// Deletion is under way; a [`Observation::Gone`] event will follow.
+    Pending,
+}
+
+/// What the cluster observed about an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// Up and accepting connections.
+    Ready,
+    /// Not serving, with the reason (a failed provisioning, a crashed engine).
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Every resource of the instance is gone.
+    Gone,
+}
+
+/// One observation of one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterEvent {
+    /// The instance.
+    pub instance: InstanceId,
+    /// What was observed.
+    pub observation: Observation,
+}
+
+/// A stream of cluster events.
+pub type EventStream = Pin<Box<dyn Stream<Item = ClusterEvent> + Send + 'static>>;
+
+/// How a cluster call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterErrorKind {
+    /// Worth retrying (timeouts, conflicts, API server errors).
+    Transient,
+    /// Will not succeed by retrying (a missing engine binary, an invalid object).
+    Permanent,
+    /// The instance is unknown to the cluster.
+    NotFound,
+}
+
+/// A cluster call failed.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ClusterError {
+    /// What kind of failure.
+    pub kind: ClusterErrorKind,
+    /// A message fit for the instance's status reason (no secrets).
+    pub message: String,
+}
+
+impl ClusterError {
+    /// A failure worth retrying.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            kind: ClusterErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+
+    /// A failure retrying will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            kind: ClusterErrorKind::Permanent,
+            message: message.into(),
+        }
+    }
+
+    /// The instance is unknown to the cluster.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            kind: ClusterErrorKind::NotFound,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs instances.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Starts bringing an instance up. MUST be idempotent per instance id (a repeat after a crash
+    /// converges on one instance). MUST NOT wait for readiness: readiness and failures arrive as
+    /// [`ClusterEvent`]s. MUST NOT log or persist the password outside the engine's own auth
+    /// (or the cluster's Secret).
+    ///
+    /// # Errors
+    /// [`ClusterError`] if the request could not be accepted.
+    async fn provision(&self, request: &ProvisionRequest) -> Result<(), ClusterError>;
+
+    /// Sets the run state (scale to one or to zero, keeping data). Idempotent.
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn set_run_state(
+        &self,
+        instance: InstanceId,
+        state: RunState,
+    ) -> Result<(), ClusterError>;
+
+    /// Replaces the instance's password; the old one MUST stop working.
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn rotate_credentials(
+        &self,
+        instance: InstanceId,
+        credentials: &Credentials,
+    ) -> Result<(), ClusterError>;
+
+    /// Deletes the instance and its data. Idempotent: deleting an unknown instance is
+    /// [`Teardown::Complete`].
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn delete(&self, instance: InstanceId) -> Result<Teardown, ClusterError>;
+
+    /// Observations of every instance, as they happen. Each call returns a new stream.
+    fn events(&self) -> EventStream;
+}

@@ -1,0 +1,43 @@
+//! Lower-case hexadecimal encoding for digests and tokens.
+
+/// Encodes bytes as lower-case hexadecimal.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Decodes exactly `N` bytes of lower- or upper-case hexadecimal.
+pub(crate) fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != N * 2 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trip() {
+        let bytes = [0u8, 1, 0xab, 0xff];
+        assert_eq!(super::encode(&bytes), "0001abff");
+        assert_eq!(super::decode::<4>("0001ABff"), Some(bytes));
+        assert_eq!(super::decode::<4>("0001abf"), None);
+        assert_eq!(super::decode::<2>("zz00"), None);
+    }
+}

@@ -1,0 +1,568 @@
+//! Instances: creation with refund on failure, lifecycle, credentials, and following the cluster.
+
+use chrono::TimeDelta;
+
+use super::{Deps, InternalError, internal_errors, random_bytes, with_random_u32s};
+use crate::boundary::{
+    ClusterError, ClusterErrorKind, ClusterEvent, CreateInstanceError, NewInstance, Observation,
+    ProvisionRequest, StartInstanceError, Teardown, TransitionError, User,
+};
+use crate::ids::{InstanceId, UserId};
+use crate::instance::{
+    CreateRefusal, Credentials, Instance, InstanceEvent, InstanceName, InstanceSpec,
+    InstanceStatus, NodePortError, Password, Price, RunState, StartRefusal, TransitionRefused,
+};
+use crate::ledger::LedgerEntry;
+
+/// Status reasons written while the cluster has not applied a change yet start with this.
+const PENDING_PREFIX: &str = "waiting for the cluster";
+
+/// How long a `provisioning` instance may exist before a resync that finds it unknown to the
+/// cluster concludes its provisioning was interrupted.
+const INTERRUPTED_AFTER: TimeDelta = TimeDelta::minutes(5);
+
+/// Instances.
+#[derive(Clone, Debug)]
+pub struct InstanceService {
+    deps: Deps,
+}
+
+/// The credentials of a new (or rotated) instance: shown once, never stored by dbtree.
+#[derive(Clone, Debug)]
+pub struct NewInstanceCredentials {
+    /// User name and password.
+    pub credentials: Credentials,
+}
+
+/// A created instance.
+#[derive(Clone, Debug)]
+pub struct ProvisionedInstance {
+    /// The instance (`provisioning`, with its NodePort).
+    pub instance: Instance,
+    /// Its credentials, shown once.
+    pub credentials: Credentials,
+    /// The creation-cost entry.
+    pub debit: LedgerEntry,
+}
+
+/// Why an instance was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A rule refuses: limit, name, balance or capacity.
+    #[error(transparent)]
+    Refused(#[from] CreateRefusal),
+    /// No NodePort is free.
+    #[error(transparent)]
+    NoNodePort(NodePortError),
+    /// The cluster refused the instance; the creation cost was refunded and the instance shows
+    /// `error` with the reason.
+    #[error("provisioning failed: {reason}")]
+    ProvisioningFailed {
+        /// The failed instance.
+        instance: InstanceId,
+        /// Why.
+        reason: String,
+    },
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+/// Why an action on an instance did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceActionError {
+    /// No such instance of this user.
+    #[error("unknown instance")]
+    NotFound,
+    /// Not allowed from the current state.
+    #[error(transparent)]
+    Transition(#[from] TransitionRefused),
+    /// Balance or capacity refuses a start.
+    #[error(transparent)]
+    Start(#[from] StartRefusal),
+    /// The action needs a running instance.
+    #[error("the instance must be running (it is {status})")]
+    NotRunning {
+        /// Its state.
+        status: InstanceStatus,
+    },
+    /// The cluster could not apply the action (nothing changed).
+    #[error("the cluster could not apply the change: {0}")]
+    Cluster(ClusterError),
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+internal_errors!(CreateError);
+
+impl From<crate::boundary::BackendError> for InstanceActionError {
+    fn from(e: crate::boundary::BackendError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<crate::boundary::EntropyError> for InstanceActionError {
+    fn from(e: crate::boundary::EntropyError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+fn transition_error(e: TransitionError) -> InstanceActionError {
+    match e {
+        TransitionError::Refused(r) => InstanceActionError::Transition(r),
+        TransitionError::UnknownInstance => InstanceActionError::NotFound,
+        TransitionError::Backend(b) => b.into(),
+    }
+}
+
+/// What a resync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResyncReport {
+    /// Run states pushed successfully.
+    pub run_states_applied: u32,
+    /// Teardowns completed.
+    pub teardowns_completed: u32,
+    /// Interrupted provisionings refunded.
+    pub interrupted_refunded: u32,
+    /// Cluster calls that failed (retried next time).
+    pub failures: u32,
+}
+
+impl InstanceService {
+    pub(crate) fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    /// The price of a specification (the same function creation charges with).
+    pub fn quote(&self, spec: &InstanceSpec) -> Price {
+        spec.price()
+    }
+
+    /// Creates an instance: records it and debits its creation cost atomically, then asks the
+    /// cluster to provision it. If the cluster refuses, the cost is refunded exactly once, the
+    /// NodePort is released once the cluster holds nothing of it, and the instance shows
+    /// `error` with the reason.
+    ///
+    /// # Errors
+    /// [`CreateError`].
+    pub async fn create(
+        &self,
+        owner: &User,
+        name: InstanceName,
+        spec: InstanceSpec,
+    ) -> Result<ProvisionedInstance, CreateError> {
+        let deps = &self.deps;
+        let id = InstanceId::from_random_bytes(random_bytes(deps.entropy.as_ref())?);
+        let password = with_random_u32s(deps.entropy.as_ref(), |draw| Password::generate(draw))?
+            .ok_or_else(|| InternalError::Inconsistent("random source kept failing".into()))?;
+        let credentials = Credentials::new(spec.engine(), password);
+        let new = NewInstance {
+            id,
+            owner: owner.id,
+            name: name.clone(),
+            spec,
+            price: spec.price(),
+            created_at: deps.clock.now(),
+        };
+        let created = deps
+            .store
+            .create_instance(&new, &deps.policy.instances)
+            .await
+            .map_err(|e| match e {
+                CreateInstanceError::Refused(r) => CreateError::Refused(r),
+                CreateInstanceError::Ports(p) => CreateError::NoNodePort(p),
+                CreateInstanceError::UnknownUser => CreateError::Internal(
+                    InternalError::Inconsistent("creating for an unknown user".into()),
+                ),
+                CreateInstanceError::Backend(b) => b.into(),
+            })?;
+        let node_port = created.instance.node_port.ok_or_else(|| {
+            InternalError::Inconsistent("created instance without a NodePort".into())
+        })?;
+        let request = ProvisionRequest {
+            instance: id,
+            owner: owner.id,
+            name,
+            engine: spec.engine(),
+            resources: spec.resources(),
+            node_port,
+            run_state: RunState::Running,
+            credentials: credentials.clone(),
+        };
+        if let Err(failure) = deps.cluster.provision(&request).await {
+            fail_provisioning(deps, id, &failure.message).await?;
+            return Err(CreateError::ProvisioningFailed {
+                instance: id,
+                reason: failure.message,
+            });
+        }
+        Ok(ProvisionedInstance {
+            instance: created.instance,
+            credentials,
+            debit: created.debit,
+        })
+    }
+
+    /// The user's visible instances, newest first.
+    ///
+    /// # Errors
+    /// [`InternalError`].
+    pub async fn list(&self, owner: UserId) -> Result<Vec<Instance>, InternalError> {
+        Ok(self.deps.store.instances_of(owner).await?)
+    }
+
+    /// One of the user's visible instances.
+    ///
+    /// # Errors
+    /// [`InstanceActionError::NotFound`] for another user's or a deleted instance.
+    pub async fn get(
+        &self,
+        owner: UserId,
+        id: InstanceId,
+    ) -> Result<Instance, InstanceActionError> {
+        self.deps
+            .store
+            .instance(id)
+            .await?
+            .filter(|i| i.owner == owner && i.status.is_visible())
+            .ok_or(InstanceActionError::NotFound)
+    }
+
+    /// Stops a running instance (data kept, billing stops).
+    ///
+    /// # Errors
+    /// [`InstanceActionError`].
+    pub async fn stop(
+        &self,
+        owner: UserId,
+        id: InstanceId,
+    ) -> Result<Instance, InstanceActionError> {
+        self.get(owner, id).await?;
+        let now = self.deps.clock.now();
+        let stopped = self
+            .deps
+            .store
+            .apply_event(
+                id,
+                InstanceEvent::StopRequested,
+                Some("stopped by its owner"),
+                now,
+            )
+            .await
+            .map_err(transition_error)?;
+        Ok(push_run_state(&self.deps, stopped).await?)
+    }
+
+    /// Starts a stopped or paused instance after checking one affordable hour and capacity.
+    ///
+    /// # Errors
+    /// [`InstanceActionError`].
+    pub async fn start(
+        &self,
+        owner: UserId,
+        id: InstanceId,
+    ) -> Result<Instance, InstanceActionError> {
+        self.get(owner, id).await?;
+        let now = self.deps.clock.now();
+        let started = self
+            .deps
+            .store
+            .start_instance(id, now, &self.deps.policy.instances)
+            .await
+            .map_err(|e| match e {
+                StartInstanceError::Refused(r) => InstanceActionError::Start(r),
+                StartInstanceError::Transition(t) => InstanceActionError::Transition(t),
+                StartInstanceError::UnknownInstance => InstanceActionError::NotFound,
+                StartInstanceError::Backend(b) => b.into(),
+            })?;
+        Ok(push_run_state(&self.deps, started).await?)
+    }
+
+    /// Deletes an instance and its data. The NodePort is released once the cluster confirms
+    /// everything is gone.
+    ///
+    /// # Errors
+    /// [`InstanceActionError`].
+    pub async fn delete(
+        &self,
+        owner: UserId,
+        id: InstanceId,
+    ) -> Result<Instance, InstanceActionError> {
+        let instance = self.get(owner, id).await?;
+        if instance.status == InstanceStatus::Deleting {
+            return Err(TransitionRefused {
+                from: instance.status,
+                event: InstanceEvent::DeleteRequested,
+            }
+            .into());
+        }
+        delete_instance(&self.deps, &instance, "deleted by its owner").await?;
+        self.deps
+            .store
+            .instance(id)
+            .await?
+            .ok_or(InstanceActionError::NotFound)
+    }
+
+    /// Replaces the password of a running instance; the new one is shown once.
+    ///
+    /// # Errors
+    /// [`InstanceActionError::NotRunning`], [`InstanceActionError::Cluster`].
+    pub async fn rotate_credentials(
+        &self,
+        owner: UserId,
+        id: InstanceId,
+    ) -> Result<(Instance, Credentials), InstanceActionError> {
+        let instance = self.get(owner, id).await?;
+        if instance.status != InstanceStatus::Running {
+            return Err(InstanceActionError::NotRunning {
+                status: instance.status,
+            });
+        }
+        let password =
+            with_random_u32s(self.deps.entropy.as_ref(), |draw| Password::generate(draw))?
+                .ok_or_else(|| InternalError::Inconsistent("random source kept failing".into()))?;
+        let credentials = Credentials::new(instance.engine(), password);
+        self.deps
+            .cluster
+            .rotate_credentials(id, &credentials)
+            .await
+            .map_err(InstanceActionError::Cluster)?;
+        Ok((instance, credentials))
+    }
+
+    /// Follows one observation of the cluster: readiness finishes provisioning, a failed
+    /// provisioning is refunded, a confirmed teardown releases the NodePort. Returns the instance
+    /// if its record changed.
+    ///
+    /// # Errors
+    /// [`InternalError`].
+    pub async fn observe(&self, event: &ClusterEvent) -> Result<Option<Instance>, InternalError> {
+        let deps = &self.deps;
+        let Some(instance) = deps.store.instance(event.instance).await? else {
+            return Ok(None);
+        };
+        let now = deps.clock.now();
+        let id = instance.id;
+        let changed = match (instance.status, &event.observation) {
+            (InstanceStatus::Provisioning, Observation::Ready) => ignore_refused(
+                deps.store
+                    .apply_event(id, InstanceEvent::Provisioned, None, now)
+                    .await,
+            )?,
+            (InstanceStatus::Provisioning, Observation::Failed { reason }) => {
+                fail_provisioning(deps, id, reason).await?
+            }
+            (InstanceStatus::Running, Observation::Failed { reason }) => {
+                deps.store.set_status_reason(id, Some(reason), now).await?;
+                true
+            }
+            (InstanceStatus::Running, Observation::Ready) if instance.status_reason.is_some() => {
+                deps.store.set_status_reason(id, None, now).await?;
+                true
+            }
+            (InstanceStatus::Deleting, Observation::Gone) => ignore_refused(
+                deps.store
+                    .apply_event(id, InstanceEvent::TeardownConfirmed, None, now)
+                    .await,
+            )?,
+            (InstanceStatus::Error, Observation::Gone) => {
+                deps.store.release_node_port(id).await?.is_some()
+            }
+            _ => false,
+        };
+        if changed {
+            Ok(deps.store.instance(id).await?)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Makes the cluster match dbtree's records: pushes every desired run state again, retries
+    /// pending teardowns, releases the ports of failed instances the cluster no longer holds, and
+    /// refunds provisionings interrupted by a crash (unknown to the cluster after five minutes).
+    ///
+    /// # Errors
+    /// [`InternalError`] for storage failures; cluster failures are counted, not fatal.
+    pub async fn resync(&self) -> Result<ResyncReport, InternalError> {
+        let deps = &self.deps;
+        let mut report = ResyncReport::default();
+        let now = deps.clock.now();
+        use InstanceStatus as S;
+        for instance in deps
+            .store
+            .instances_in(&[
+                S::Provisioning,
+                S::Running,
+                S::Stopped,
+                S::Paused,
+                S::Deleting,
+                S::Error,
+            ])
+            .await?
+        {
+            match instance.status {
+                S::Provisioning => {
+                    if now - instance.created_at < INTERRUPTED_AFTER {
+                        continue;
+                    }
+                    match deps
+                        .cluster
+                        .set_run_state(instance.id, RunState::Running)
+                        .await
+                    {
+                        Err(e) if e.kind == ClusterErrorKind::NotFound => {
+                            fail_provisioning(
+                                deps,
+                                instance.id,
+                                "provisioning was interrupted; the creation cost was refunded",
+                            )
+                            .await?;
+                            report.interrupted_refunded += 1;
+                        }
+                        Err(_) => report.failures += 1,
+                        Ok(()) => {}
+                    }
+                }
+                S::Running | S::Stopped | S::Paused => {
+                    let before = instance.status_reason.clone();
+                    let after = push_run_state(deps, instance).await?;
+                    if after
+                        .status_reason
+                        .as_deref()
+                        .is_some_and(|r| r.starts_with(PENDING_PREFIX))
+                    {
+                        report.failures += 1;
+                    } else {
+                        report.run_states_applied += 1;
+                        if before
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with(PENDING_PREFIX))
+                        {
+                            deps.store.set_status_reason(after.id, None, now).await?;
+                        }
+                    }
+                }
+                S::Deleting => match teardown(deps, instance.id).await? {
+                    Some(true) => report.teardowns_completed += 1,
+                    Some(false) => {}
+                    None => report.failures += 1,
+                },
+                S::Error if instance.node_port.is_some() => {
+                    match teardown(deps, instance.id).await? {
+                        Some(true) => report.teardowns_completed += 1,
+                        Some(false) => {}
+                        None => report.failures += 1,
+                    }
+                }
+                S::Error | S::Deleted => {}
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// `Ok(true)` if the transition happened, `Ok(false)` if the state machine refused it (another
+/// replica or an earlier event got there first).
+fn ignore_refused(result: Result<Instance, TransitionError>) -> Result<bool, InternalError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(TransitionError::Refused(_) | TransitionError::UnknownInstance) => Ok(false),
+        Err(TransitionError::Backend(b)) => Err(b.into()),
+    }
+}
+
+/// Moves a provisioning instance to `error` (refunding its creation cost once, in the store's
+/// transition) and removes whatever the cluster holds of it. Returns whether this call failed it.
+pub(crate) async fn fail_provisioning(
+    deps: &Deps,
+    id: InstanceId,
+    reason: &str,
+) -> Result<bool, InternalError> {
+    let now = deps.clock.now();
+    let failed = ignore_refused(
+        deps.store
+            .apply_event(id, InstanceEvent::ProvisioningFailed, Some(reason), now)
+            .await,
+    )?;
+    teardown(deps, id).await?;
+    Ok(failed)
+}
+
+/// Asks the cluster to delete an instance. On a completed teardown, a `deleting` instance becomes
+/// `deleted` and any instance's NodePort is released. Returns `Some(completed)`, or `None` if
+/// the cluster call failed (the reason is recorded; the next resync retries).
+async fn teardown(deps: &Deps, id: InstanceId) -> Result<Option<bool>, InternalError> {
+    let now = deps.clock.now();
+    match deps.cluster.delete(id).await {
+        Ok(Teardown::Complete) => {
+            let instance = deps.store.instance(id).await?;
+            if instance.is_some_and(|i| i.status == InstanceStatus::Deleting) {
+                ignore_refused(
+                    deps.store
+                        .apply_event(id, InstanceEvent::TeardownConfirmed, None, now)
+                        .await,
+                )?;
+            } else {
+                deps.store.release_node_port(id).await?;
+            }
+            Ok(Some(true))
+        }
+        Ok(Teardown::Pending) => Ok(Some(false)),
+        Err(e) => {
+            let reason = format!("{PENDING_PREFIX} to delete it: {}", e.message);
+            deps.store.set_status_reason(id, Some(&reason), now).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Deletes an instance (any visible state): `deleting` now, `deleted` once the cluster confirms.
+/// Returns whether this call started the deletion.
+pub(crate) async fn delete_instance(
+    deps: &Deps,
+    instance: &Instance,
+    reason: &str,
+) -> Result<bool, InternalError> {
+    let now = deps.clock.now();
+    let started = match instance.status {
+        InstanceStatus::Deleted => return Ok(false),
+        InstanceStatus::Deleting => false,
+        _ => ignore_refused(
+            deps.store
+                .apply_event(
+                    instance.id,
+                    InstanceEvent::DeleteRequested,
+                    Some(reason),
+                    now,
+                )
+                .await,
+        )?,
+    };
+    teardown(deps, instance.id).await?;
+    Ok(started)
+}
+
+/// Asks the cluster to hold the run state the instance's status wants; records a pending reason
+/// if it could not (the next resync retries). Returns the instance as stored afterwards.
+pub(crate) async fn push_run_state(
+    deps: &Deps,
+    instance: Instance,
+) -> Result<Instance, InternalError> {
+    let Some(state) = instance.status.desired_run_state() else {
+        return Ok(instance);
+    };
+    if let Err(e) = deps.cluster.set_run_state(instance.id, state).await {
+        let reason = format!("{PENDING_PREFIX} to apply {state:?}: {}", e.message);
+        deps.store
+            .set_status_reason(instance.id, Some(&reason), deps.clock.now())
+            .await?;
+        return deps
+            .store
+            .instance(instance.id)
+            .await?
+            .ok_or_else(|| InternalError::Inconsistent("instance vanished".into()));
+    }
+    Ok(instance)
+}
