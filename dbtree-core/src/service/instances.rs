@@ -251,7 +251,7 @@ impl InstanceService {
             )
             .await
             .map_err(transition_error)?;
-        Ok(push_run_state(&self.deps, stopped).await?)
+        Ok(push_run_state(&self.deps, stopped).await?.0)
     }
 
     /// Starts a stopped or paused instance after checking one affordable hour and capacity.
@@ -276,7 +276,7 @@ impl InstanceService {
                 StartInstanceError::UnknownInstance => InstanceActionError::NotFound,
                 StartInstanceError::Backend(b) => b.into(),
             })?;
-        Ok(push_run_state(&self.deps, started).await?)
+        Ok(push_run_state(&self.deps, started).await?.0)
     }
 
     /// Deletes an instance and its data. The NodePort is released once the cluster confirms
@@ -426,22 +426,10 @@ impl InstanceService {
                     }
                 }
                 S::Running | S::Stopped | S::Paused => {
-                    let before = instance.status_reason.clone();
-                    let after = push_run_state(deps, instance).await?;
-                    if after
-                        .status_reason
-                        .as_deref()
-                        .is_some_and(|r| r.starts_with(PENDING_PREFIX))
-                    {
-                        report.failures += 1;
-                    } else {
+                    if push_run_state(deps, instance).await?.1 {
                         report.run_states_applied += 1;
-                        if before
-                            .as_deref()
-                            .is_some_and(|r| r.starts_with(PENDING_PREFIX))
-                        {
-                            deps.store.set_status_reason(after.id, None, now).await?;
-                        }
+                    } else {
+                        report.failures += 1;
                     }
                 }
                 S::Deleting => match teardown(deps, instance.id).await? {
@@ -544,25 +532,42 @@ pub(crate) async fn delete_instance(
     Ok(started)
 }
 
-/// Asks the cluster to hold the run state the instance's status wants; records a pending reason
-/// if it could not (the next resync retries). Returns the instance as stored afterwards.
+/// Asks the cluster to hold the run state the instance's status wants. On failure a pending
+/// reason is recorded (the next resync retries); on success a pending reason left by an earlier
+/// failure is cleared. Returns the instance as stored afterwards and whether the cluster applied
+/// the state.
 pub(crate) async fn push_run_state(
     deps: &Deps,
     instance: Instance,
-) -> Result<Instance, InternalError> {
+) -> Result<(Instance, bool), InternalError> {
     let Some(state) = instance.status.desired_run_state() else {
-        return Ok(instance);
+        return Ok((instance, true));
     };
-    if let Err(e) = deps.cluster.set_run_state(instance.id, state).await {
-        let reason = format!("{PENDING_PREFIX} to apply {state:?}: {}", e.message);
-        deps.store
-            .set_status_reason(instance.id, Some(&reason), deps.clock.now())
-            .await?;
-        return deps
-            .store
-            .instance(instance.id)
-            .await?
-            .ok_or_else(|| InternalError::Inconsistent("instance vanished".into()));
+    let now = deps.clock.now();
+    let (reason, applied) = match deps.cluster.set_run_state(instance.id, state).await {
+        Ok(()) => (None, true),
+        Err(e) => (
+            Some(format!(
+                "{PENDING_PREFIX} to apply {state:?}: {}",
+                e.message
+            )),
+            false,
+        ),
+    };
+    let was_pending = instance
+        .status_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with(PENDING_PREFIX));
+    if reason.is_none() && !was_pending {
+        return Ok((instance, true));
     }
-    Ok(instance)
+    deps.store
+        .set_status_reason(instance.id, reason.as_deref(), now)
+        .await?;
+    let stored = deps
+        .store
+        .instance(instance.id)
+        .await?
+        .ok_or_else(|| InternalError::Inconsistent("instance vanished".into()))?;
+    Ok((stored, applied))
 }
