@@ -58,7 +58,12 @@ pub(crate) fn on_circle(challenge: &ClickChallenge, offset_ms: i64) -> Click {
 }
 
 /// Answers and clicks well: wins `position` if nobody was faster.
-pub(crate) async fn win(sb: &Sandbox, app: &App, user: &User, position: Position) -> HarvestReceipt {
+pub(crate) async fn win(
+    sb: &Sandbox,
+    app: &App,
+    user: &User,
+    position: Position,
+) -> HarvestReceipt {
     let (attempt, challenge) = answer_correctly(sb, app, user, position).await;
     sb.clock.advance_ms(900);
     app.tree
