@@ -32,12 +32,13 @@ impl fmt::Display for MilliCpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let whole = self.0 / 1000;
         let frac = self.0 % 1000;
-        if frac == 0 {
-            write!(f, "{whole}")
+        let text = if frac == 0 {
+            whole.to_string()
         } else {
             let digits = format!("{frac:03}");
-            write!(f, "{whole}.{}", digits.trim_end_matches('0'))
-        }
+            format!("{whole}.{}", digits.trim_end_matches('0'))
+        };
+        f.pad(&text)
     }
 }
 
