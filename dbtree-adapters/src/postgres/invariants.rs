@@ -1,0 +1,123 @@
+//! The invariant checker on a live PostgreSQL database.
+
+use dbtree_core::boundary::BackendError;
+use uuid::Uuid;
+
+use super::{PgStore, db};
+use crate::sql::{InvariantReport, Violation};
+
+impl PgStore {
+    /// Verifies on the live database that every balance equals the sum of its ledger entries
+    /// (and every entry's `balance_after` is the running sum), no balance is negative, no
+    /// idempotency key repeats, and every held NodePort belongs to exactly one live instance.
+    ///
+    /// # Errors
+    /// [`BackendError`] if the queries fail.
+    pub async fn check_invariants(&self) -> Result<InvariantReport, BackendError> {
+        let pool = &self.pool;
+        let mut report = InvariantReport::default();
+        let (users, entries, ports): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM node_ports)",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(db("count rows"))?;
+        report.users = u64::try_from(users).unwrap_or(0);
+        report.entries = u64::try_from(entries).unwrap_or(0);
+        report.node_ports = u64::try_from(ports).unwrap_or(0);
+
+        let mismatches: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+            "SELECT u.id, u.balance, COALESCE(sum(l.delta), 0)::bigint FROM users u
+             LEFT JOIN ledger_entries l ON l.user_id = u.id
+             GROUP BY u.id, u.balance HAVING u.balance <> COALESCE(sum(l.delta), 0)",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db("compare balances with the ledger"))?;
+        report
+            .violations
+            .extend(mismatches.into_iter().map(|(user, balance, ledger_sum)| {
+                Violation::BalanceMismatch {
+                    user: user.to_string(),
+                    balance,
+                    ledger_sum,
+                }
+            }));
+
+        let negative: Vec<(Uuid, i64)> =
+            sqlx::query_as("SELECT id, balance FROM users WHERE balance < 0")
+                .fetch_all(pool)
+                .await
+                .map_err(db("find negative balances"))?;
+        report
+            .violations
+            .extend(
+                negative
+                    .into_iter()
+                    .map(|(user, balance)| Violation::NegativeBalance {
+                        user: user.to_string(),
+                        balance,
+                    }),
+            );
+
+        let broken: Vec<(Uuid,)> = sqlx::query_as(
+            "SELECT id FROM (SELECT id, balance_after,
+                 sum(delta) OVER (PARTITION BY user_id ORDER BY seq) AS running FROM ledger_entries) t
+             WHERE balance_after <> running",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db("check running balances"))?;
+        report.violations.extend(
+            broken
+                .into_iter()
+                .map(|(e,)| Violation::BrokenRunningBalance {
+                    entry: e.to_string(),
+                }),
+        );
+
+        let repeated: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT idempotency_key, count(*) FROM ledger_entries GROUP BY idempotency_key HAVING count(*) > 1",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db("find repeated keys"))?;
+        report.violations.extend(
+            repeated
+                .into_iter()
+                .map(|(key, count)| Violation::RepeatedKey { key, count }),
+        );
+
+        let orphans: Vec<(i32, Uuid)> = sqlx::query_as(
+            "SELECT n.port, n.instance_id FROM node_ports n LEFT JOIN instances i ON i.id = n.instance_id
+             WHERE i.id IS NULL OR i.status = 'deleted'",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db("find orphan NodePorts"))?;
+        report
+            .violations
+            .extend(
+                orphans
+                    .into_iter()
+                    .map(|(port, instance)| Violation::OrphanNodePort {
+                        port: i64::from(port),
+                        instance: instance.to_string(),
+                    }),
+            );
+
+        let shared: Vec<(String,)> = sqlx::query_as(
+            "SELECT 'port ' || port FROM node_ports GROUP BY port HAVING count(*) > 1
+             UNION ALL SELECT 'instance ' || instance_id FROM node_ports GROUP BY instance_id HAVING count(*) > 1",
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db("find shared NodePorts"))?;
+        report.violations.extend(
+            shared
+                .into_iter()
+                .map(|(what,)| Violation::SharedNodePort { what }),
+        );
+        Ok(report)
+    }
+}
