@@ -35,22 +35,23 @@ pub enum HarvestRefusal {
 }
 
 impl HarvestRefusal {
-    /// The state the attempt settles in after this refusal, if it settles: a miss or a late
-    /// request ends the attempt, so a repeated request gets the same answer.
+    /// The state the attempt settles in after this refusal, if it settles: a miss, or a request
+    /// arriving after the window, ends the attempt, so a repeated request gets the same answer.
+    /// A malformed click (outside the play area, a negative offset or one past the window) is
+    /// refused without settling anything.
     pub fn settles_as(&self) -> Option<HarvestState> {
         match *self {
             HarvestRefusal::WindowClosed { elapsed_ms } => {
                 Some(HarvestState::TooLate { elapsed_ms })
             }
-            HarvestRefusal::Click(ClickRefusal::AfterWindow { offset_ms, .. }) => {
-                Some(HarvestState::TooLate {
-                    elapsed_ms: offset_ms,
-                })
-            }
             HarvestRefusal::Click(ClickRefusal::Missed { distance, .. }) => {
                 Some(HarvestState::Missed { distance })
             }
-            HarvestRefusal::Click(ClickRefusal::OutsidePlayArea | ClickRefusal::NegativeOffset)
+            HarvestRefusal::Click(
+                ClickRefusal::OutsidePlayArea
+                | ClickRefusal::NegativeOffset
+                | ClickRefusal::AfterWindow { .. },
+            )
             | HarvestRefusal::NotEligible
             | HarvestRefusal::AlreadyHarvested => None,
         }
@@ -246,5 +247,11 @@ mod tests {
         };
         let err = check_harvest_request(&open_attempt(), &bad, t0(), &p).unwrap_err();
         assert_eq!(err.settles_as(), None);
+        let past_window = Click {
+            click_offset_ms: 5001,
+            ..on_circle(100)
+        };
+        let err = check_harvest_request(&open_attempt(), &past_window, t0(), &p).unwrap_err();
+        assert_eq!(err.settles_as(), None, "a malformed offset settles nothing");
     }
 }

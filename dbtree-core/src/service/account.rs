@@ -396,6 +396,14 @@ impl AccountService {
         }
     }
 
+    /// Removes expired sessions and codes older than an hour.
+    ///
+    /// # Errors
+    /// [`InternalError`].
+    pub async fn purge_expired(&self) -> Result<crate::boundary::PurgeReport, InternalError> {
+        Ok(self.deps.store.purge_expired(self.deps.clock.now()).await?)
+    }
+
     /// Deletes an account: its instances are deleted through the cluster, its sessions end, its
     /// ledger is kept for audit with the email removed. A later sign-up with the same address
     /// gets no second welcome bonus.

@@ -1,0 +1,369 @@
+//! Database instances: create, list, inspect, start, stop, rotate credentials, delete.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use dbtree_core::ids::InstanceId;
+use dbtree_core::instance::{Credentials, Instance, InstanceName};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::accounts::Area;
+use super::body::JsonBody;
+use super::catalog::requested_spec;
+use super::dto::{
+    ConnectionDto, CreateInstanceRequest, CreatedInstanceDto, CredentialsDto, InstanceDetailDto,
+    InstanceDto,
+};
+use super::problem::{ErrorBody, Problem};
+use super::{BearerAuth, OrProblem, from_problem, respond};
+use crate::state::ServerState;
+
+/// Database instances.
+pub struct InstanceApi {
+    state: Arc<ServerState>,
+}
+
+impl InstanceApi {
+    pub(super) fn new(state: Arc<ServerState>) -> Self {
+        Self { state }
+    }
+
+    fn credentials(&self, instance: &Instance, credentials: &Credentials) -> CredentialsDto {
+        let port = instance.node_port.map_or(0, |p| p.get());
+        CredentialsDto {
+            username: credentials.username.clone(),
+            password: credentials.password.expose().to_owned(),
+            uri: instance.engine().connection_uri(
+                &self.state.public_host,
+                port,
+                credentials.password.expose(),
+            ),
+        }
+    }
+
+    fn detail(&self, instance: &Instance) -> InstanceDetailDto {
+        let connection = instance.node_port.map(|port| ConnectionDto {
+            host: self.state.public_host.clone(),
+            port: port.get(),
+            uri_template: instance
+                .engine()
+                .uri_template(&self.state.public_host, port.get()),
+        });
+        InstanceDetailDto {
+            instance: instance.into(),
+            connection,
+        }
+    }
+}
+
+impl std::fmt::Debug for InstanceApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InstanceApi")
+    }
+}
+
+fn instance_id(text: &str) -> Result<InstanceId, Problem> {
+    InstanceId::from_str(text)
+        .map_err(|_| Problem::invalid("id", "invalid_id", "id: not a valid instance id"))
+}
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum CreateInstanceResponse {
+    /// Created and paid for; provisioning. The password is shown only here.
+    #[oai(status = 201)]
+    Created(Json<CreatedInstanceDto>),
+    /// The body is malformed; `details.field` names the field (`name`, `engine`, `preset`,
+    /// `resources.cpu`…).
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Two live instances already (`instance_limit`) or the name is taken (`name_taken`).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// Not enough lemons for the creation cost plus one hour (`insufficient_lemons`).
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// No NodePort free, or the cluster refused the instance (refunded: `provisioning_failed`).
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+    /// The node has no room for it (`capacity_exceeded`).
+    #[oai(status = 507)]
+    InsufficientStorage(Json<ErrorBody>),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(CreateInstanceResponse {
+    BadRequest,
+    Unauthorized,
+    Conflict,
+    Unprocessable,
+    Unavailable,
+    InsufficientStorage,
+    Internal
+});
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum ListInstancesResponse {
+    /// The caller's instances, newest first.
+    #[oai(status = 200)]
+    Ok(Json<Vec<InstanceDto>>),
+    /// The request is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(ListInstancesResponse {
+    BadRequest,
+    Unauthorized,
+    Internal
+});
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum InstanceResponse {
+    /// The instance with its connection details.
+    #[oai(status = 200)]
+    Ok(Json<InstanceDetailDto>),
+    /// The id is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such instance of the caller.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(InstanceResponse { BadRequest, Unauthorized, NotFound, Internal } path "id");
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum InstanceActionResponse {
+    /// Done; the instance as it is now.
+    #[oai(status = 200)]
+    Ok(Json<InstanceDto>),
+    /// The id is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such instance of the caller.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// Not possible in the instance's state (`invalid_state`).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// Starting needs one affordable hour (`insufficient_lemons`).
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    /// The node has no room to start it (`capacity_exceeded`).
+    #[oai(status = 507)]
+    InsufficientStorage(Json<ErrorBody>),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(InstanceActionResponse { BadRequest, Unauthorized, NotFound, Conflict, Unprocessable, InsufficientStorage, Internal } path "id");
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum RotateResponse {
+    /// The new credentials, shown only here; the old password no longer works.
+    #[oai(status = 200)]
+    Ok(Json<CredentialsDto>),
+    /// The id is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such instance of the caller.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The instance is not running (`instance_not_running`).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    /// The cluster could not apply it; nothing changed (`cluster_unavailable`).
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(RotateResponse { BadRequest, Unauthorized, NotFound, Conflict, Unavailable, Internal } path "id");
+
+#[OpenApi(prefix_path = "/v1", tag = "Area::Instances")]
+impl InstanceApi {
+    /// Create an instance.
+    ///
+    /// Needs the creation cost plus one hour on the balance; debits the creation cost. Body:
+    /// `{name, engine, preset}` or `{name, engine, resources: {cpu, memoryMib, diskGib}}`.
+    #[oai(path = "/instances", method = "post", operation_id = "createInstance")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<CreateInstanceRequest>,
+    ) -> CreateInstanceResponse {
+        respond(async {
+            let name = InstanceName::parse(&body.name).or_problem()?;
+            let spec = requested_spec(body.engine, body.preset, body.resources.as_ref())?;
+            let who = self.state.caller(&auth).await?;
+            let created = self
+                .state
+                .app
+                .instances
+                .create(&who.user, name, spec)
+                .await
+                .or_problem()?;
+            self.state.metrics.charged(created.debit.delta);
+            Ok(CreateInstanceResponse::Created(Json(CreatedInstanceDto {
+                credentials: self.credentials(&created.instance, &created.credentials),
+                instance: (&created.instance).into(),
+            })))
+        })
+        .await
+    }
+
+    /// The caller's instances.
+    #[oai(path = "/instances", method = "get", operation_id = "listInstances")]
+    async fn list(&self, auth: BearerAuth) -> ListInstancesResponse {
+        respond(async {
+            let who = self.state.caller(&auth).await?;
+            let mine = self
+                .state
+                .app
+                .instances
+                .list(who.user.id)
+                .await
+                .or_problem()?;
+            Ok(ListInstancesResponse::Ok(Json(
+                mine.iter().map(InstanceDto::from).collect(),
+            )))
+        })
+        .await
+    }
+
+    /// One instance, with how to connect to it.
+    #[oai(path = "/instances/:id", method = "get", operation_id = "getInstance")]
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> InstanceResponse {
+        respond(async {
+            let id = instance_id(&id)?;
+            let who = self.state.caller(&auth).await?;
+            let instance = self
+                .state
+                .app
+                .instances
+                .get(who.user.id, id)
+                .await
+                .or_problem()?;
+            Ok(InstanceResponse::Ok(Json(self.detail(&instance))))
+        })
+        .await
+    }
+
+    /// Delete an instance and its data.
+    #[oai(
+        path = "/instances/:id",
+        method = "delete",
+        operation_id = "deleteInstance"
+    )]
+    async fn delete(&self, auth: BearerAuth, id: Path<String>) -> InstanceActionResponse {
+        respond(async {
+            let id = instance_id(&id)?;
+            let who = self.state.caller(&auth).await?;
+            let instance = self
+                .state
+                .app
+                .instances
+                .delete(who.user.id, id)
+                .await
+                .or_problem()?;
+            Ok(InstanceActionResponse::Ok(Json((&instance).into())))
+        })
+        .await
+    }
+
+    /// Start a stopped or paused instance.
+    #[oai(
+        path = "/instances/:id/start",
+        method = "post",
+        operation_id = "startInstance"
+    )]
+    async fn start(&self, auth: BearerAuth, id: Path<String>) -> InstanceActionResponse {
+        respond(async {
+            let id = instance_id(&id)?;
+            let who = self.state.caller(&auth).await?;
+            let instance = self
+                .state
+                .app
+                .instances
+                .start(who.user.id, id)
+                .await
+                .or_problem()?;
+            Ok(InstanceActionResponse::Ok(Json((&instance).into())))
+        })
+        .await
+    }
+
+    /// Stop a running instance (data kept, billing stops).
+    #[oai(
+        path = "/instances/:id/stop",
+        method = "post",
+        operation_id = "stopInstance"
+    )]
+    async fn stop(&self, auth: BearerAuth, id: Path<String>) -> InstanceActionResponse {
+        respond(async {
+            let id = instance_id(&id)?;
+            let who = self.state.caller(&auth).await?;
+            let instance = self
+                .state
+                .app
+                .instances
+                .stop(who.user.id, id)
+                .await
+                .or_problem()?;
+            Ok(InstanceActionResponse::Ok(Json((&instance).into())))
+        })
+        .await
+    }
+
+    /// Replace the password of a running instance (shown once).
+    #[oai(
+        path = "/instances/:id/credentials",
+        method = "post",
+        operation_id = "rotateCredentials"
+    )]
+    async fn rotate(&self, auth: BearerAuth, id: Path<String>) -> RotateResponse {
+        respond(async {
+            let id = instance_id(&id)?;
+            let who = self.state.caller(&auth).await?;
+            let (instance, credentials) = self
+                .state
+                .app
+                .instances
+                .rotate_credentials(who.user.id, id)
+                .await
+                .or_problem()?;
+            Ok(RotateResponse::Ok(Json(
+                self.credentials(&instance, &credentials),
+            )))
+        })
+        .await
+    }
+}

@@ -1,0 +1,67 @@
+//! The dbtree server: the HTTP API over `dbtree-core`'s use cases, live tree events, metrics
+//! and background jobs. `main.rs` is the composition root; [`route`] builds the exact production
+//! router, which tests and the OpenAPI generator use too.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod jobs;
+pub mod live;
+pub mod metrics;
+mod ops;
+pub mod state;
+pub mod telemetry;
+pub mod wiring;
+
+use std::sync::Arc;
+
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::middleware::Cors;
+use poem::web::Redirect;
+use poem::{Endpoint, EndpointExt, IntoResponse, Route, get};
+
+pub use state::ServerState;
+
+/// The production router: the API under `/api/v1`, Swagger UI at `/docs`, the spec at
+/// `/openapi.json`, `/healthz`, `/readyz`, `/metrics`, with request ids, logs, metrics and CORS.
+pub fn route(state: Arc<ServerState>, cors_origins: &[String]) -> impl Endpoint + 'static {
+    let api = api::service(state.clone());
+    let allow = ops::AllowHeader::from_spec(&api.spec(), "/api");
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let mut cors = Cors::new().allow_credentials(false);
+    for origin in cors_origins {
+        cors = cors.allow_origin(origin.as_str());
+    }
+    let telemetry = telemetry::Telemetry::new(state.metrics.clone());
+    Route::new()
+        .nest("/api", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .at("/healthz", get(ops::healthz))
+        .at("/readyz", get(ops::readyz))
+        .at("/metrics", get(ops::metrics))
+        .at(
+            "/",
+            make_sync(|_| Redirect::see_other("/docs").into_response()),
+        )
+        .catch_all_error(|error: poem::Error| async move {
+            match error.status() {
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                    ops::unmatched(error.status())
+                }
+                _ => error.into_response(),
+            }
+        })
+        .with(allow)
+        .with(cors)
+        .with(telemetry)
+        .data(state)
+}
+
+/// The OpenAPI document of the API, as committed in `openapi/dbtree.json`.
+pub fn openapi_json(state: Arc<ServerState>) -> String {
+    api::service(state).spec()
+}

@@ -1,0 +1,126 @@
+//! Builds the adapters the configuration asks for.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use dbtree_adapters::console::ConsoleMailer;
+use dbtree_adapters::local::{LocalCluster, LocalConfig};
+use dbtree_adapters::memory::{MemoryQuizLock, MemoryRateLimiter};
+use dbtree_adapters::postgres::PgStore;
+use dbtree_adapters::redis::{RedisQuizLock, RedisRateLimiter, connect};
+use dbtree_adapters::ses::SesMailer;
+use dbtree_adapters::sqlite::SqliteStore;
+use dbtree_adapters::system::{OsEntropy, SystemClock};
+use dbtree_core::boundary::{Clock, Cluster, Mailer, QuizLock, RateLimiter, Store};
+use dbtree_core::service::Deps;
+
+use crate::config::{ClusterKind, Config, MailerKind, Storage, redact};
+
+/// Opens storage and applies its migrations.
+pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.storage {
+        Storage::Sqlite(url) => {
+            if let Some(path) = url.strip_prefix("sqlite:").filter(|p| !p.starts_with(':'))
+                && let Some(dir) = std::path::Path::new(path.trim_start_matches("//")).parent()
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let store = SqliteStore::connect(url)
+                .await
+                .with_context(|| format!("cannot open {url}"))?;
+            store.migrate().await.context("SQLite migrations failed")?;
+            tracing::info!(storage = %url, "storage: SQLite");
+            Ok(Arc::new(store))
+        }
+        Storage::Postgres(url) => {
+            let store = PgStore::connect(url, config.database_max_connections)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(url)))?;
+            store
+                .migrate()
+                .await
+                .context("PostgreSQL migrations failed")?;
+            tracing::info!(storage = %redact(url), "storage: PostgreSQL");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The quiz lock and rate limiter: Redis when configured, else in-process.
+pub async fn coordination(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<dyn QuizLock>, Arc<dyn RateLimiter>)> {
+    match &config.redis_url {
+        Some(url) => {
+            let conn = connect(url)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(url)))?;
+            tracing::info!(redis = %redact(url), "coordination: Redis");
+            Ok((
+                Arc::new(RedisQuizLock::new(conn.clone(), "dbtree:")),
+                Arc::new(RedisRateLimiter::new(conn, "dbtree:")),
+            ))
+        }
+        None => {
+            tracing::info!("coordination: in-process (single replica)");
+            Ok((
+                Arc::new(MemoryQuizLock::new(clock.clone())),
+                Arc::new(MemoryRateLimiter::new(clock)),
+            ))
+        }
+    }
+}
+
+/// The mailer.
+pub async fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    match (config.mailer, &config.ses) {
+        (MailerKind::Ses, Some(ses)) => {
+            tracing::info!(from = %ses.from, "mail: Amazon SES");
+            Ok(Arc::new(
+                SesMailer::from_env(ses.region.clone(), ses.from.clone(), ses.endpoint.clone())
+                    .await,
+            ))
+        }
+        (MailerKind::Ses, None) => anyhow::bail!("--mailer ses needs --ses-from"),
+        (MailerKind::Console, _) => {
+            tracing::warn!(
+                "mail: console — sign-in codes are written to this log (development only)"
+            );
+            Ok(Arc::new(ConsoleMailer))
+        }
+    }
+}
+
+/// The cluster driver.
+pub async fn cluster(config: &Config) -> anyhow::Result<Arc<dyn Cluster>> {
+    match config.cluster {
+        ClusterKind::Local => {
+            let local = LocalCluster::start(LocalConfig {
+                bind_host: config.local_bind.clone(),
+                ..LocalConfig::new(config.data_dir.clone())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the local cluster driver: {e}"))?;
+            tracing::info!(data_dir = %config.data_dir.display(), bind = %config.local_bind, "cluster: local engine processes");
+            Ok(Arc::new(local))
+        }
+    }
+}
+
+/// Every adapter, wired.
+pub async fn deps(config: &Config) -> anyhow::Result<Deps> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (quiz_lock, rate_limiter) = coordination(config, clock.clone()).await?;
+    Ok(Deps {
+        store: store(config).await?,
+        quiz_lock,
+        rate_limiter,
+        mailer: mailer(config).await?,
+        cluster: cluster(config).await?,
+        clock,
+        entropy: Arc::new(OsEntropy),
+        policy: Arc::new(config.policy.clone()),
+    })
+}
