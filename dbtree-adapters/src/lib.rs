@@ -12,6 +12,7 @@
 //! | `console` | [`console::ConsoleMailer`] (logs sign-in codes: development and embedded use only) |
 //! | `ses` | [`ses::SesMailer`] (email through Amazon SES v2) |
 //! | `local` | [`local::LocalCluster`] (instances as database processes on this machine: the embedded default) |
+//! | `kube` | [`kube::KubeCluster`] (instances as `DBInstance` objects run by the dbtree operator) and the [`kube::DBInstance`] custom resource |
 //!
 //! Adapters translate driver errors at the seam: no driver error type crosses into
 //! `dbtree-core`'s types.
@@ -20,6 +21,8 @@
 
 #[cfg(feature = "console")]
 pub mod console;
+#[cfg(feature = "kube")]
+pub mod kube;
 #[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "memory")]

@@ -27,6 +27,9 @@ pub enum MailerKind {
 pub enum ClusterKind {
     /// Real engine processes on this machine.
     Local,
+    /// `DBInstance` objects in a Kubernetes cluster, run by the dbtree operator (in-cluster
+    /// service account, or the local kubeconfig).
+    Kube,
 }
 
 /// Log output.

@@ -12,20 +12,20 @@ pub mod metrics;
 mod ops;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 pub mod wiring;
 
 use std::sync::Arc;
 
-use poem::endpoint::make_sync;
 use poem::http::StatusCode;
 use poem::middleware::Cors;
-use poem::web::Redirect;
-use poem::{Endpoint, EndpointExt, IntoResponse, Route, get};
+use poem::{Endpoint, EndpointExt, Route, get};
 
 pub use state::ServerState;
 
-/// The production router: the API under `/api/v1`, Swagger UI at `/docs`, the spec at
-/// `/openapi.json`, `/healthz`, `/readyz`, `/metrics`, with request ids, logs, metrics and CORS.
+/// The production router: the web app at `/` (assets under `/assets`), the API under `/api/v1`,
+/// Swagger UI at `/docs`, the spec at `/openapi.json`, `/healthz`, `/readyz`, `/metrics`, with
+/// request ids, logs, metrics and CORS.
 pub fn route(state: Arc<ServerState>, cors_origins: &[String]) -> impl Endpoint + 'static {
     let api = api::service(state.clone());
     let allow = ops::AllowHeader::from_spec(&api.spec(), "/api");
@@ -43,10 +43,8 @@ pub fn route(state: Arc<ServerState>, cors_origins: &[String]) -> impl Endpoint 
         .at("/healthz", get(ops::healthz))
         .at("/readyz", get(ops::readyz))
         .at("/metrics", get(ops::metrics))
-        .at(
-            "/",
-            make_sync(|_| Redirect::see_other("/docs").into_response()),
-        )
+        .at("/", get(web::index))
+        .at("/assets/:version/*path", get(web::asset))
         .catch_all_error(|error: poem::Error| async move {
             match error.status() {
                 StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dbtree_adapters::console::ConsoleMailer;
+use dbtree_adapters::kube::KubeCluster;
 use dbtree_adapters::local::{LocalCluster, LocalConfig};
 use dbtree_adapters::memory::{MemoryQuizLock, MemoryRateLimiter};
 use dbtree_adapters::postgres::PgStore;
@@ -105,6 +106,13 @@ pub async fn cluster(config: &Config) -> anyhow::Result<Arc<dyn Cluster>> {
             .map_err(|e| anyhow::anyhow!("cannot start the local cluster driver: {e}"))?;
             tracing::info!(data_dir = %config.data_dir.display(), bind = %config.local_bind, "cluster: local engine processes");
             Ok(Arc::new(local))
+        }
+        ClusterKind::Kube => {
+            let kube = KubeCluster::from_env()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start the Kubernetes cluster driver: {e}"))?;
+            tracing::info!("cluster: Kubernetes (DBInstance objects, dbtree operator)");
+            Ok(Arc::new(kube))
         }
     }
 }

@@ -75,3 +75,19 @@ impl<T: DeserializeOwned + Send> ParsePayload for JsonBody<T> {
 }
 
 poem_openapi::impl_apirequest_for_payload!(JsonBody<T>, T: DeserializeOwned + Type + Send);
+
+/// For `#[serde(default, deserialize_with = "not_null")]` on an optional field: absent is
+/// `None`, a value is `Some`, and an explicit `null` is refused (the schema marks such fields
+/// optional, not nullable), with the field named by the caller's 400.
+pub(crate) fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    match <Option<T> as serde::Deserialize>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "null is not allowed here: leave the field out instead",
+        )),
+    }
+}

@@ -1,4 +1,10 @@
 //! Request and response bodies (JSON, camelCase) and their conversions from core types.
+//!
+//! A field whose type is another schema here (an enum or an object) has no `///` doc and no
+//! `#[oai(nullable)]`: either makes poem-openapi wrap the `$ref` in
+//! `allOf: [{$ref}, {description}]`, which openapi-python-client cannot read over an enum (it
+//! drops the whole model). What such a field means is said on its type, or on the containing
+//! type's doc.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::{Enum, Object};
@@ -41,7 +47,7 @@ pub struct SessionRequest {
     pub code: String,
 }
 
-/// A new session.
+/// A new session, with the profile of its account.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SessionDto {
@@ -51,11 +57,10 @@ pub struct SessionDto {
     pub expires_at: DateTime<Utc>,
     /// Whether the account was created by this sign-in.
     pub is_new_user: bool,
-    /// The profile.
     pub profile: ProfileDto,
 }
 
-/// A user's own figures.
+/// A user's own figures: the profile.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ProfileDto {
@@ -98,7 +103,7 @@ impl From<Profile> for ProfileDto {
     }
 }
 
-/// Whether a lemon can be played for.
+/// Whether a lemon can be played for: ripe or regrowing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum LemonStateDto {
@@ -114,7 +119,6 @@ pub enum LemonStateDto {
 pub struct LemonDto {
     /// 0–9.
     pub position: u8,
-    /// Ripe or regrowing.
     pub state: LemonStateDto,
     /// When a regrowing lemon is due back.
     pub regrows_at: Option<DateTime<Utc>>,
@@ -184,7 +188,8 @@ pub struct AnswerRequest {
     pub option: i64,
 }
 
-/// The moving circle to click, chosen by the server. Its centre at `t` ms is
+/// The moving circle to click, chosen by the server and sent with a right answer that opened
+/// the harvest window. Its centre at `t` ms is
 /// `x = 0.5 + 0.4·sin(2π·fx·t/periodMs + phase)`, `y = 0.5 + 0.4·sin(2π·fy·t/periodMs)`.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -216,7 +221,8 @@ impl From<ClickChallenge> for ChallengeDto {
     }
 }
 
-/// The result of answering.
+/// The result of answering; `challenge` is the circle to click, present when the answer opened
+/// the harvest window.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AnswerDto {
@@ -226,7 +232,6 @@ pub struct AnswerDto {
     pub correct_option: u8,
     /// Why it is right.
     pub explanation: String,
-    /// The circle to click, when the answer opened the harvest window.
     pub challenge: Option<ChallengeDto>,
     /// When the harvest window closes.
     pub window_closes_at: Option<DateTime<Utc>>,
@@ -375,7 +380,7 @@ impl From<inst::Resources> for ResourcesDto {
     }
 }
 
-/// What an instance costs, in lemons.
+/// What an instance costs, in lemons; an instance's price is fixed at its creation.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PriceDto {
@@ -400,34 +405,30 @@ impl From<Price> for PriceDto {
     }
 }
 
-/// One preset of the catalogue.
+/// One preset of the catalogue: an engine and a size, the `resources` it gets and the `price` it
+/// costs.
 #[derive(Debug, Object)]
 pub struct PresetEntryDto {
-    /// Engine.
     pub engine: EngineDto,
-    /// Size.
     pub preset: PresetDto,
-    /// What it gets.
     pub resources: ResourcesDto,
-    /// What it costs.
     pub price: PriceDto,
 }
 
-/// A specification to price: a preset, or custom resources.
+/// A specification to price: an engine and either a `preset` size or custom `resources`.
+/// Leave out the one not used (`null` is refused, as the schema says).
 #[derive(Debug, Object, serde::Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct QuoteRequest {
-    /// Engine.
     pub engine: EngineDto,
-    /// A preset size (or give `resources`). `null` is the same as leaving it out.
-    #[oai(nullable)]
+    #[serde(default, deserialize_with = "super::body::not_null")]
     pub preset: Option<PresetDto>,
-    /// Custom resources (or give `preset`). `null` is the same as leaving it out.
-    #[oai(nullable)]
+    #[serde(default, deserialize_with = "super::body::not_null")]
     pub resources: Option<ResourcesDto>,
 }
 
-/// A new instance.
+/// A new instance: a name, an engine and either a `preset` size or custom `resources`.
+/// Leave out the one not used (`null` is refused, as the schema says).
 #[derive(Debug, Object, serde::Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 pub struct CreateInstanceRequest {
@@ -438,13 +439,10 @@ pub struct CreateInstanceRequest {
         pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
     ))]
     pub name: String,
-    /// Engine.
     pub engine: EngineDto,
-    /// A preset size (or give `resources`). `null` is the same as leaving it out.
-    #[oai(nullable)]
+    #[serde(default, deserialize_with = "super::body::not_null")]
     pub preset: Option<PresetDto>,
-    /// Custom resources (or give `preset`). `null` is the same as leaving it out.
-    #[oai(nullable)]
+    #[serde(default, deserialize_with = "super::body::not_null")]
     pub resources: Option<ResourcesDto>,
 }
 
@@ -482,7 +480,8 @@ impl From<InstanceStatus> for StatusDto {
     }
 }
 
-/// An instance.
+/// An instance: its engine, its `preset` size if created from one, its resources, its price
+/// (fixed at creation) and its state.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InstanceDto {
@@ -490,15 +489,10 @@ pub struct InstanceDto {
     pub id: String,
     /// Its name.
     pub name: String,
-    /// Engine.
     pub engine: EngineDto,
-    /// Preset size, if created from one.
     pub preset: Option<PresetDto>,
-    /// Resources.
     pub resources: ResourcesDto,
-    /// Price, fixed at creation.
     pub price: PriceDto,
-    /// State.
     pub status: StatusDto,
     /// Why it is in that state, when there is something to say.
     pub status_reason: Option<String>,
@@ -543,14 +537,13 @@ pub struct ConnectionDto {
     pub uri_template: String,
 }
 
-/// An instance with its connection details.
+/// An instance with its connection details: `connection` is there once it has a NodePort.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct InstanceDetailDto {
     /// The instance.
     #[oai(flatten)]
     pub instance: InstanceDto,
-    /// How to connect, once it has a NodePort.
     pub connection: Option<ConnectionDto>,
 }
 
@@ -565,12 +558,11 @@ pub struct CredentialsDto {
     pub uri: String,
 }
 
-/// A created instance and its one-time credentials.
+/// A created instance (provisioning) and its one-time credentials: save them now, the password
+/// is shown only once.
 #[derive(Debug, Object)]
 pub struct CreatedInstanceDto {
-    /// The instance (provisioning).
     pub instance: InstanceDto,
-    /// Save these now: the password is shown only once.
     pub credentials: CredentialsDto,
 }
 
@@ -709,7 +701,6 @@ impl From<Leaderboard> for LeaderboardDto {
 /// Which preset sizes of an engine can be created now.
 #[derive(Debug, Object)]
 pub struct EngineFitDto {
-    /// Engine.
     pub engine: EngineDto,
     /// Sizes that fit, smallest first.
     pub presets: Vec<PresetDto>,
@@ -759,7 +750,7 @@ impl From<CapacityReport> for CapacityDto {
     }
 }
 
-/// What an inquiry is about.
+/// What a support inquiry is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, serde::Deserialize)]
 #[oai(rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -789,7 +780,6 @@ impl From<SupportCategoryDto> for dbtree_core::support::SupportCategory {
 /// A support inquiry.
 #[derive(Debug, Object, serde::Deserialize)]
 pub struct SupportRequest {
-    /// What it is about.
     pub category: SupportCategoryDto,
     /// 3–120 characters.
     #[oai(validator(min_length = 3, max_length = 120))]

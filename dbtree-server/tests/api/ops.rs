@@ -19,7 +19,18 @@ pub(crate) async fn operations_endpoints(app: &TestApp) {
         .send()
         .await
         .unwrap();
-    assert!(root.status().is_success(), "the root leads to a page");
+    assert_eq!(
+        root.status(),
+        StatusCode::OK,
+        "the web app is served at the root"
+    );
+    assert!(
+        root.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(root.text().await.unwrap().contains("/js/main.js"));
 
     let token = app.sign_in("ops@example.org").await;
     app.win(&token, 9).await;

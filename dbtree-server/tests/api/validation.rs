@@ -102,6 +102,17 @@ pub(crate) async fn bad_bodies_are_400_with_the_field_named(app: &TestApp) {
             "invalid_body",
             "name",
         ),
+        // Optional, not nullable: the schema says so and the server holds to it.
+        (
+            json!({ "name": "ok-name", "engine": "redis", "preset": "tiny", "resources": null }),
+            "invalid_body",
+            "resources",
+        ),
+        (
+            json!({ "name": "ok-name", "engine": "redis", "preset": null, "resources": { "cpu": 0.5, "memoryMib": 256, "diskGib": 1 } }),
+            "invalid_body",
+            "preset",
+        ),
     ];
     for (body, code, field) in cases {
         let got = app.post("/api/v1/instances", t, body.clone()).await;

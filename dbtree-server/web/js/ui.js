@@ -1,0 +1,113 @@
+/** Small DOM helpers shared by the views: element building, text formats, messages. */
+
+/**
+ * Builds an element. `attrs` sets properties (`className`, `textContent`, `onclick`…) or,
+ * for names with a dash or `for`/`role`, attributes. Children are nodes or strings.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(name.slice(2), value);
+    } else if (name.includes('-') || name === 'for' || name === 'role' || name === 'scope') {
+      el.setAttribute(name, value === true ? '' : String(value));
+    } else {
+      el[name] = value;
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** Shortcut for `document.getElementById`. */
+export const $ = (id) => document.getElementById(id);
+
+/** Replaces every child of `el`. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** "1 h 02 min", "4 min 05 s", "12 s". */
+export function duration(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  const two = (n) => String(n).padStart(2, '0');
+  if (hours > 0) return `${hours} h ${two(minutes)} min`;
+  if (minutes > 0) return `${minutes} min ${two(seconds)} s`;
+  return `${seconds} s`;
+}
+
+/** "12:03" (hh:mm:ss under an hour shown as mm:ss) for compact countdowns. */
+export function clock(ms) {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const two = (n) => String(n).padStart(2, '0');
+  const hours = Math.floor(total / 3600);
+  const rest = `${two(Math.floor((total % 3600) / 60))}:${two(total % 60)}`;
+  return hours > 0 ? `${hours}:${rest}` : rest;
+}
+
+/** A date and time in the reader's locale. */
+export function when(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? '—' : date.toLocaleString();
+}
+
+/** "1 lemon", "3 lemons". */
+export function lemons(n) {
+  return `${n} ${Math.abs(n) === 1 ? 'lemon' : 'lemons'}`;
+}
+
+/** Shows a short message in the live region at the bottom of the page. */
+export function toast(message, kind = 'info') {
+  const region = $('toasts');
+  const item = h('div', { className: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message);
+  region.append(item);
+  setTimeout(() => item.remove(), 6000);
+}
+
+/** Writes an error (or clears it) in a form's error slot. */
+export function showError(slot, error) {
+  if (!slot) return;
+  slot.textContent = error ? (error.message ?? String(error)) : '';
+  slot.hidden = !error;
+}
+
+/** Disables a button while `work` runs. */
+export async function busy(button, work) {
+  const was = button.disabled;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    return await work();
+  } finally {
+    button.disabled = was;
+    button.removeAttribute('aria-busy');
+  }
+}
+
+/** Copies text, telling the user whether it worked. */
+export async function copy(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+    toast(`${what} copied to the clipboard.`);
+  } catch {
+    toast(`Your browser refused the clipboard: select the ${what.toLowerCase()} and copy it by hand.`, 'error');
+  }
+}
+
+/** A tick every second for countdowns; returns the stop function. */
+export function everySecond(fn) {
+  fn();
+  const id = setInterval(fn, 1000);
+  return () => clearInterval(id);
+}
