@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::arbiter::Arbiter;
 use crate::backoff::{Backoff, random_jitter};
 use crate::children::{ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children};
 use crate::error::Error;
@@ -47,6 +48,9 @@ pub struct Settings {
     pub resync: Duration,
     /// When to look again at an instance that is still provisioning.
     pub poll: Duration,
+    /// Live instances one owner may have provisioned (the webhook's limit; see
+    /// [`crate::arbiter`]).
+    pub max_live_per_owner: u32,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             backoff: Backoff::default(),
             resync: Duration::from_secs(300),
             poll: Duration::from_secs(10),
+            max_live_per_owner: dbtree_core::instance::InstancePolicy::default().max_live_per_user,
         }
     }
 }
@@ -70,6 +75,7 @@ pub struct Context {
     clock: fn() -> Timestamp,
     jitter: fn() -> f64,
     failures: Mutex<HashMap<String, u32>>,
+    arbiter: Arbiter,
 }
 
 impl std::fmt::Debug for Context {
@@ -87,6 +93,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            arbiter: Arbiter::new(settings.max_live_per_owner),
             settings,
             clock: Timestamp::now,
             jitter: random_jitter,
@@ -106,6 +113,12 @@ impl Context {
     pub fn with_jitter(mut self, jitter: fn() -> f64) -> Self {
         self.jitter = jitter;
         self
+    }
+
+    /// What decides which instances may be provisioned; [`run`] gives it the controller's
+    /// cache (tests may give it another with [`Arbiter::watch`] first).
+    pub fn arbiter(&self) -> &Arbiter {
+        &self.arbiter
     }
 
     /// The metrics this context records into.
@@ -152,28 +165,30 @@ pub async fn run(
 ) {
     let children =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    Controller::new(
+    let controller = Controller::new(
         Api::<DBInstance>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .owns(Api::<StatefulSet>::all(client.clone()), children.clone())
-    .owns(Api::<Service>::all(client.clone()), children.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), children.clone())
-    .owns(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        children.clone(),
-    )
-    .owns(Api::<NetworkPolicy>::all(client), children)
-    .with_config(ControllerConfig::default().concurrency(concurrency))
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, context)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-            Err(error) => tracing::warn!(%error, "reconcile failed"),
-        }
-    })
-    .await;
+    );
+    context.arbiter.watch(controller.store());
+    controller
+        .owns(Api::<StatefulSet>::all(client.clone()), children.clone())
+        .owns(Api::<Service>::all(client.clone()), children.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), children.clone())
+        .owns(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            children.clone(),
+        )
+        .owns(Api::<NetworkPolicy>::all(client), children)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(error) => tracing::warn!(%error, "reconcile failed"),
+            }
+        })
+        .await;
 }
 
 /// Brings the cluster in line with one `DBInstance`.
@@ -263,14 +278,29 @@ async fn provision(
     namespace: &str,
     name: &str,
 ) -> Result<Action, Error> {
-    let (blocker, stateful_set) = match desired_children(dbi, &ctx.settings.children) {
-        Err(error) => (
+    let children = desired_children(dbi, &ctx.settings.children);
+    let admitted = match &children {
+        Ok(_) => ctx.arbiter.admit(dbi).await,
+        Err(_) => Ok(()),
+    };
+    let (blocker, stateful_set) = match (children, admitted) {
+        (Err(error), _) => (
             Some(Blocker::InvalidSpec {
                 message: error.to_string(),
             }),
             None,
         ),
-        Ok(children) => {
+        (Ok(_), Err(contention)) => {
+            tracing::info!(instance = %key_of(dbi), %contention, "not provisioned");
+            (
+                Some(Blocker::Contended {
+                    reason: contention.reason(),
+                    message: contention.to_string(),
+                }),
+                None,
+            )
+        }
+        (Ok(children), Ok(())) => {
             if adopt_secret(ctx, dbi, namespace).await? {
                 let client = &ctx.client;
                 apply(client, namespace, &children.config_map).await?;

@@ -14,6 +14,10 @@
 //! backoff and jitter, and holds a finalizer until the Service, the workload and the data
 //! volume are gone.
 //!
+//! Before applying anything it asks the [`arbiter::Arbiter`], which re-checks the per-owner
+//! limit and NodePort uniqueness under one lock: webhook replicas answer from separate caches,
+//! so two simultaneous creations can each pass one of them.
+//!
 //! The decisions are pure functions tested directly: [`children::desired_children`] (what to
 //! apply), [`status::desired_status`] (what to report), [`backoff::Backoff::delay`] (when to
 //! retry) and [`leader::decide`] (whether to take the leader lease). [`controller`] only talks
@@ -26,6 +30,7 @@
 //! - `crdgen`: prints the `DBInstance` CustomResourceDefinition (committed as
 //!   `deploy/crd.yaml`; CI fails when they differ).
 
+pub mod arbiter;
 pub mod backoff;
 pub mod children;
 pub mod controller;

@@ -70,6 +70,11 @@ struct Settings {
     #[arg(long, env = "DBTREE_OPERATOR_START_TIMEOUT_SECS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(30..=86_400))]
     start_timeout_secs: u64,
+    /// Live instances one owner may have provisioned: the webhook's
+    /// `DBTREE_WEBHOOK_MAX_LIVE_PER_USER`, enforced again here because webhook replicas can
+    /// each admit one of two simultaneous creations.
+    #[arg(long, env = "DBTREE_OPERATOR_MAX_LIVE_PER_OWNER", default_value_t = 2)]
+    max_live_per_owner: u32,
     /// Log format.
     #[arg(
         long,
@@ -159,6 +164,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                 storage_class: settings.storage_class,
             },
             start_timeout: Duration::from_secs(settings.start_timeout_secs),
+            max_live_per_owner: settings.max_live_per_owner,
             ..controller::Settings::default()
         },
     ));

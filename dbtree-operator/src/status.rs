@@ -28,6 +28,13 @@ pub enum Blocker {
         /// Why, naming the field.
         message: String,
     },
+    /// Other instances hold what this one needs (see [`crate::arbiter`]); it waits for them.
+    Contended {
+        /// The condition reason ([`crate::arbiter::Contention::reason`]).
+        reason: &'static str,
+        /// What holds it back, for a person.
+        message: String,
+    },
 }
 
 /// Everything the status decision reads.
@@ -93,6 +100,17 @@ fn decide(obs: &Observation<'_>) -> (Phase, String, Verdict, Verdict, Option<i32
                 false,
                 "InvalidSpec",
                 "the spec cannot be provisioned".into(),
+            ),
+            None,
+        ),
+        (Some(Blocker::Contended { reason, message }), _) => (
+            Phase::Failed,
+            message.clone(),
+            (false, reason, message.clone()),
+            (
+                false,
+                "NotProvisioned",
+                "the objects are not applied".into(),
             ),
             None,
         ),

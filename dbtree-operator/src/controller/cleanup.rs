@@ -64,6 +64,7 @@ pub(super) async fn run(
         .cloned()
         .collect();
     set_finalizers(api, dbi, name, finalizers).await?;
+    ctx.arbiter.release(dbi);
     Ok(Action::await_change())
 }
 

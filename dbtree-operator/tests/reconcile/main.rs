@@ -617,3 +617,71 @@ async fn an_invalid_spec_is_reported_failed_without_applying() {
         "spec.engineConfig.requirepass is not a setting dbtree accepts for redis"
     );
 }
+
+/// Two webhook replicas each admitted one of two simultaneous creations, so the owner has a
+/// third live instance. The controller provisions nothing for it and says why; once the
+/// owner deletes one of the other two, the next pass provisions it.
+#[tokio::test]
+async fn an_instance_over_its_owners_limit_waits_until_one_is_deleted() {
+    let dbi = instance(EngineKind::Redis);
+    let sibling = |name: &str, port: i32| {
+        let mut other = instance(EngineKind::Redis);
+        other.metadata.name = Some(name.into());
+        other.metadata.uid = Some(format!("uid-{name}"));
+        other.spec.node_port = port;
+        other.status = Some(serde_json::from_value(json!({
+            "phase": "Ready",
+            "conditions": [{"type": "Provisioned", "status": "True", "reason": "ChildrenApplied",
+                            "message": "every object is applied",
+                            "lastTransitionTime": "2027-01-15T08:00:00Z"}],
+        })).unwrap());
+        other
+    };
+    let (first, second) = (sibling("dbi-a", 30040), sibling("dbi-b", 30041));
+    let (store, mut writer) = kube::runtime::reflector::store::<DBInstance>();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    for object in [&first, &second, &dbi] {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(object.clone()));
+    }
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    let (client, mut api) = api_server::client();
+    let ctx = context(client);
+    ctx.arbiter().watch(store);
+
+    // Over the limit: one status write and one event, no Secret adoption, no child applied.
+    let scenario = async {
+        let status = expect_status(&mut api, &dbi).await;
+        expect_event(&mut api, "Failed", "Warning").await;
+        status
+    };
+    let (result, status) = tokio::join!(reconcile(Arc::new(dbi.clone()), ctx.clone()), scenario);
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(60)));
+    api.assert_idle().await;
+    assert_eq!(status["phase"], "Failed");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{NS}/dbi-a, {NS}/dbi-b")) && message.contains("delete one"),
+        "{message}"
+    );
+    let provisioned = condition(&status, "Provisioned");
+    assert_eq!(
+        (&provisioned["status"], &provisioned["reason"]),
+        (&json!("False"), &json!("OwnerLimitReached"))
+    );
+
+    // The owner deletes one: it leaves the cache, and the next pass provisions this one.
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(first));
+    let scenario = async {
+        let applied = serve_children(&mut api, sts_status(1, 0)).await;
+        let status = expect_status(&mut api, &dbi).await;
+        expect_event(&mut api, "Provisioning", "Normal").await;
+        (applied, status)
+    };
+    let (result, (applied, status)) =
+        tokio::join!(reconcile(Arc::new(dbi.clone()), ctx.clone()), scenario);
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(10)));
+    api.assert_idle().await;
+    assert_eq!(applied.service["spec"]["ports"][0]["nodePort"], 30042);
+    assert_eq!(status["phase"], "Provisioning");
+    assert_eq!(ctx.arbiter().granted_count(), 1);
+}
