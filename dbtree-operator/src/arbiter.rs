@@ -133,7 +133,14 @@ pub fn provisioned(dbi: &DBInstance) -> bool {
 pub struct Arbiter {
     limit: u32,
     instances: OnceLock<Store<DBInstance>>,
-    granted: Mutex<HashSet<String>>,
+    books: Mutex<Books>,
+}
+
+/// Identities of the instances granted, and of those last refused.
+#[derive(Debug, Default)]
+struct Books {
+    granted: HashSet<String>,
+    held_back: HashSet<String>,
 }
 
 impl Arbiter {
@@ -143,7 +150,7 @@ impl Arbiter {
         Self {
             limit,
             instances: OnceLock::new(),
-            granted: Mutex::new(HashSet::new()),
+            books: Mutex::new(Books::default()),
         }
     }
 
@@ -163,34 +170,49 @@ impl Arbiter {
             // Err only when the writer is gone, i.e. the controller is shutting down.
             let _ = store.wait_until_ready().await;
         }
-        let mut granted = self.granted.lock().unwrap_or_else(PoisonError::into_inner);
-        let is_granted = |o: &DBInstance| granted.contains(&identity(o)) || provisioned(o);
+        let mut books = self.books.lock().unwrap_or_else(PoisonError::into_inner);
+        let is_granted = |o: &DBInstance| books.granted.contains(&identity(o)) || provisioned(o);
         let verdict = match store {
             Some(store) => contention(dbi, store, &is_granted, self.limit),
             None => contention(dbi, &NoInstances, &is_granted, self.limit),
         };
+        let id = identity(dbi);
         match verdict {
             None => {
-                granted.insert(identity(dbi));
+                books.held_back.remove(&id);
+                books.granted.insert(id);
                 Ok(())
             }
-            Some(contention) => Err(contention),
+            Some(contention) => {
+                books.held_back.insert(id);
+                Err(contention)
+            }
         }
     }
 
     /// Forgets `dbi` once its deletion is complete.
     pub fn release(&self, dbi: &DBInstance) {
-        self.granted
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&identity(dbi));
+        let id = identity(dbi);
+        let mut books = self.books.lock().unwrap_or_else(PoisonError::into_inner);
+        books.granted.remove(&id);
+        books.held_back.remove(&id);
     }
 
     /// How many instances this process has granted and not released.
     pub fn granted_count(&self) -> usize {
-        self.granted
+        self.books
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .granted
+            .len()
+    }
+
+    /// How many instances were refused at their last admission and are not deleted.
+    pub fn held_back_count(&self) -> usize {
+        self.books
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .held_back
             .len()
     }
 }

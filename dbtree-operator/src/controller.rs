@@ -283,6 +283,8 @@ async fn provision(
         Ok(_) => ctx.arbiter.admit(dbi).await,
         Err(_) => Ok(()),
     };
+    let held_back = i64::try_from(ctx.arbiter.held_back_count()).unwrap_or(i64::MAX);
+    ctx.metrics.held_back.set(held_back);
     let (blocker, stateful_set) = match (children, admitted) {
         (Err(error), _) => (
             Some(Blocker::InvalidSpec {

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the controller: reconciles, failures by kind, reconcile duration,
-//! and whether this replica leads.
+//! instances held back by the arbiter, and whether this replica leads.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -18,6 +18,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// 1 while this replica holds the leader lease.
     pub leader: IntGauge,
+    /// Instances not provisioned because others hold their owner's quota or their NodePort.
+    pub held_back: IntGauge,
 }
 
 impl Metrics {
@@ -52,13 +54,19 @@ impl Metrics {
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        let held_back = IntGauge::new(
+            "dbtree_operator_instances_held_back",
+            "DBInstances not provisioned because others hold their owner's quota or NodePort",
+        )?;
         registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(held_back.clone()))?;
         Ok(Self {
             registry,
             reconciles,
             failures,
             duration,
             leader,
+            held_back,
         })
     }
 

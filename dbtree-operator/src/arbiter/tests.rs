@@ -181,6 +181,7 @@ async fn concurrent_admissions_grant_exactly_the_limit() {
         ]
     );
     assert_eq!(arbiter.granted_count(), 3);
+    assert_eq!(arbiter.held_back_count(), 4);
 }
 
 #[tokio::test]
@@ -195,10 +196,12 @@ async fn a_grant_is_kept_on_readmission_and_freed_by_release() {
     assert_eq!(arbiter.admit(&b).await, Ok(()));
     assert_eq!(arbiter.admit(&a).await, Ok(()), "re-admission of a grant");
     assert!(arbiter.admit(&c).await.is_err());
+    assert_eq!(arbiter.held_back_count(), 1);
     // `a` is deleted: while it is in the cache as deleting it no longer counts against the
     // owner, and once its cleanup ends its grant is forgotten
     writer.apply_watcher_event(&Event::Apply(deleting(a.clone())));
     assert_eq!(arbiter.admit(&c).await, Ok(()));
+    assert_eq!(arbiter.held_back_count(), 0);
     arbiter.release(&a);
     writer.apply_watcher_event(&Event::Delete(a));
     assert_eq!(arbiter.granted_count(), 2);

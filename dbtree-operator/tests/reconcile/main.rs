@@ -668,6 +668,11 @@ async fn an_instance_over_its_owners_limit_waits_until_one_is_deleted() {
         (&provisioned["status"], &provisioned["reason"]),
         (&json!("False"), &json!("OwnerLimitReached"))
     );
+    let rendered = ctx.metrics().render();
+    assert!(
+        rendered.contains("dbtree_operator_instances_held_back 1"),
+        "{rendered}"
+    );
 
     // The owner deletes one: it leaves the cache, and the next pass provisions this one.
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(first));
@@ -684,4 +689,9 @@ async fn an_instance_over_its_owners_limit_waits_until_one_is_deleted() {
     assert_eq!(applied.service["spec"]["ports"][0]["nodePort"], 30042);
     assert_eq!(status["phase"], "Provisioning");
     assert_eq!(ctx.arbiter().granted_count(), 1);
+    assert!(
+        ctx.metrics()
+            .render()
+            .contains("dbtree_operator_instances_held_back 0")
+    );
 }
