@@ -151,6 +151,22 @@ pub enum SpecError {
     },
 }
 
+/// The data claim to apply, given the one that exists. A claim's storage class cannot change
+/// once it is created: the existing class is kept, so that changing the operator's storage class
+/// affects new instances only instead of failing every reconcile of the old ones.
+pub fn keep_storage_class(
+    mut desired: PersistentVolumeClaim,
+    existing: Option<&PersistentVolumeClaim>,
+) -> PersistentVolumeClaim {
+    if let (Some(existing), Some(spec)) = (existing, desired.spec.as_mut()) {
+        spec.storage_class_name = existing
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.clone());
+    }
+    desired
+}
+
 /// Replicas the StatefulSet must have for a run state.
 pub fn desired_replicas(run_state: RunStateSpec) -> i32 {
     match run_state {

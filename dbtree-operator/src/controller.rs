@@ -30,7 +30,9 @@ use serde_json::json;
 
 use crate::arbiter::Arbiter;
 use crate::backoff::{Backoff, random_jitter};
-use crate::children::{ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children};
+use crate::children::{
+    ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children, keep_storage_class,
+};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::status::{Blocker, Observation, desired_status};
@@ -306,7 +308,12 @@ async fn provision(
             if adopt_secret(ctx, dbi, namespace).await? {
                 let client = &ctx.client;
                 apply(client, namespace, &children.config_map).await?;
-                apply(client, namespace, &children.data).await?;
+                let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+                let existing = claims
+                    .get_opt(children.data.metadata.name.as_deref().unwrap_or_default())
+                    .await?;
+                let data = keep_storage_class(children.data, existing.as_ref());
+                apply(client, namespace, &data).await?;
                 apply(client, namespace, &children.service).await?;
                 apply(client, namespace, &children.network_policy).await?;
                 let sts = apply(client, namespace, &children.stateful_set).await?;

@@ -120,6 +120,47 @@ fn every_child_is_owned_labelled_and_namespaced() {
 }
 
 #[test]
+fn an_existing_claim_keeps_its_storage_class() {
+    let config = ChildrenConfig {
+        storage_class: Some("fast-ssd".into()),
+        ..ChildrenConfig::default()
+    };
+    let desired = desired_children(&instance(EngineKind::Redis, 512), &config)
+        .unwrap()
+        .data;
+    let existing = |class: Option<&str>| PersistentVolumeClaim {
+        spec: Some(PersistentVolumeClaimSpec {
+            storage_class_name: class.map(str::to_owned),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    let class = |claim: &PersistentVolumeClaim| {
+        claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.clone())
+    };
+    // new: the configured class
+    assert_eq!(
+        class(&keep_storage_class(desired.clone(), None)).as_deref(),
+        Some("fast-ssd")
+    );
+    // created earlier with another class, or with the cluster default: kept as it is
+    let kept = keep_storage_class(desired.clone(), Some(&existing(Some("local-path"))));
+    assert_eq!(class(&kept).as_deref(), Some("local-path"));
+    assert_eq!(
+        class(&keep_storage_class(desired.clone(), Some(&existing(None)))),
+        None
+    );
+    // everything else still follows the spec
+    assert_eq!(
+        kept.spec.as_ref().unwrap().resources,
+        desired.spec.unwrap().resources
+    );
+}
+
+#[test]
 fn service_network_policy_and_volume_follow_the_spec() {
     for (engine, port) in [
         (EngineKind::Postgresql, 5432),

@@ -164,6 +164,13 @@ async fn serve_children(api: &mut ApiServer, sts_status: Value) -> Applied {
         .await,
     );
     e.reply_applied(Value::Null);
+    // A claim's storage class is immutable: the controller reads it before applying.
+    api.expect(
+        Method::GET,
+        &path("persistentvolumeclaims", &format!("{NAME}-data")),
+    )
+    .await
+    .reply_failure(404, "NotFound");
     let (e, data) = take(
         api.expect(
             Method::PATCH,
@@ -188,6 +195,17 @@ async fn serve_children(api: &mut ApiServer, sts_status: Value) -> Applied {
         network_policy,
         stateful_set,
     }
+}
+
+/// The data claim as the API server returns it, created with `class`.
+fn existing_claim(class: Option<&str>) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": format!("{NAME}-data"), "namespace": NS},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                 "resources": {"requests": {"storage": "2Gi"}}},
+        "status": {"phase": "Bound"},
+    })
 }
 
 fn sts_status(pods: i32, ready: i32) -> Value {
@@ -435,6 +453,12 @@ async fn a_deleted_child_is_recreated_without_rewriting_an_unchanged_status() {
         )
         .await
         .reply_applied(Value::Null);
+        api.expect(
+            Method::GET,
+            &path("persistentvolumeclaims", &format!("{NAME}-data")),
+        )
+        .await
+        .reply(200, existing_claim(Some("local-path")));
         api.expect(
             Method::PATCH,
             &path("persistentvolumeclaims", &format!("{NAME}-data")),
@@ -694,4 +718,77 @@ async fn an_instance_over_its_owners_limit_waits_until_one_is_deleted() {
             .render()
             .contains("dbtree_operator_instances_held_back 0")
     );
+}
+
+/// The operator's storage class was changed after this instance's claim was created: the claim
+/// keeps the class it has (it is immutable; applying the new one would fail every reconcile),
+/// and the other children are applied as usual.
+#[tokio::test]
+async fn a_changed_storage_class_leaves_an_existing_claim_alone() {
+    let dbi = instance(EngineKind::Postgresql);
+    let (client, mut api) = api_server::client();
+    let mut settings = Settings::default();
+    settings.children.storage_class = Some("fast-ssd".into());
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            Reporter {
+                controller: "dbtree-operator".into(),
+                instance: Some("test".into()),
+            },
+            Metrics::new().unwrap(),
+            settings,
+        )
+        .with_clock(now)
+        .with_jitter(no_jitter),
+    );
+    let scenario = async {
+        api.expect(
+            Method::PATCH,
+            &path("secrets", &format!("{NAME}-credentials")),
+        )
+        .await
+        .reply(
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+        );
+        api.expect(
+            Method::PATCH,
+            &path("configmaps", &format!("{NAME}-config")),
+        )
+        .await
+        .reply_applied(Value::Null);
+        api.expect(
+            Method::GET,
+            &path("persistentvolumeclaims", &format!("{NAME}-data")),
+        )
+        .await
+        .reply(200, existing_claim(Some("local-path")));
+        let claim = api
+            .expect(
+                Method::PATCH,
+                &path("persistentvolumeclaims", &format!("{NAME}-data")),
+            )
+            .await;
+        claim.assert_apply();
+        assert_eq!(claim.body["spec"]["storageClassName"], "local-path");
+        assert_eq!(
+            claim.body["spec"]["resources"]["requests"]["storage"],
+            "2Gi"
+        );
+        claim.reply_applied(json!({"phase": "Bound"}));
+        for kind in ["services", "networkpolicies"] {
+            api.expect(Method::PATCH, &path(kind, NAME))
+                .await
+                .reply_applied(Value::Null);
+        }
+        api.expect(Method::PATCH, &path("statefulsets", NAME))
+            .await
+            .reply_applied(sts_status(1, 1));
+        expect_status(&mut api, &dbi).await;
+        expect_event(&mut api, "Ready", "Normal").await;
+    };
+    let (result, ()) = tokio::join!(reconcile(Arc::new(dbi.clone()), ctx), scenario);
+    assert_eq!(result.unwrap(), Action::requeue(Duration::from_secs(300)));
+    api.assert_idle().await;
 }
