@@ -235,7 +235,8 @@ fn same_object(a: &DBInstance, b: &DBInstance) -> bool {
     }
 }
 
-fn key_of(dbi: &DBInstance) -> String {
+/// `namespace/name` of an instance, as logs and messages name it.
+pub(crate) fn key_of(dbi: &DBInstance) -> String {
     format!("{}/{}", dbi.namespace().unwrap_or_default(), dbi.name_any())
 }
 

@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::arbiter::Arbiter;
+use crate::arbiter::{Arbiter, key_of};
 use crate::backoff::{Backoff, random_jitter};
 use crate::children::{
     ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children, keep_storage_class,
@@ -145,16 +145,18 @@ impl Context {
         *count
     }
 
+    /// Publishes the arbiter's held-back count as the gauge.
+    fn report_held_back(&self) {
+        let held_back = i64::try_from(self.arbiter.held_back_count()).unwrap_or(i64::MAX);
+        self.metrics.held_back.set(held_back);
+    }
+
     fn clear_failures(&self, key: &str) {
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
     }
-}
-
-fn key_of(dbi: &DBInstance) -> String {
-    format!("{}/{}", dbi.namespace().unwrap_or_default(), dbi.name_any())
 }
 
 /// Runs the controller until `shutdown` resolves: watches every `DBInstance` and the children
@@ -285,8 +287,7 @@ async fn provision(
         Ok(_) => ctx.arbiter.admit(dbi).await,
         Err(_) => Ok(()),
     };
-    let held_back = i64::try_from(ctx.arbiter.held_back_count()).unwrap_or(i64::MAX);
-    ctx.metrics.held_back.set(held_back);
+    ctx.report_held_back();
     let (blocker, stateful_set) = match (children, admitted) {
         (Err(error), _) => (
             Some(Blocker::InvalidSpec {

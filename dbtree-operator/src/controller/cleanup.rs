@@ -65,8 +65,7 @@ pub(super) async fn run(
         .collect();
     set_finalizers(api, dbi, name, finalizers).await?;
     ctx.arbiter.release(dbi);
-    let held_back = i64::try_from(ctx.arbiter.held_back_count()).unwrap_or(i64::MAX);
-    ctx.metrics.held_back.set(held_back);
+    ctx.report_held_back();
     Ok(Action::await_change())
 }
 

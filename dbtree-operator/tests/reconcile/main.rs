@@ -72,20 +72,46 @@ fn instance(engine: EngineKind) -> DBInstance {
 }
 
 fn context(client: kube::Client) -> Arc<Context> {
+    context_with(client, Settings::default())
+}
+
+fn context_with(client: kube::Client, settings: Settings) -> Arc<Context> {
     let reporter = Reporter {
         controller: "dbtree-operator".into(),
         instance: Some("test".into()),
     };
     Arc::new(
-        Context::new(
-            client,
-            reporter,
-            Metrics::new().unwrap(),
-            Settings::default(),
-        )
-        .with_clock(now)
-        .with_jitter(no_jitter),
+        Context::new(client, reporter, Metrics::new().unwrap(), settings)
+            .with_clock(now)
+            .with_jitter(no_jitter),
     )
+}
+
+/// Answers the adoption of the credentials Secret (a strategic merge patch) with success.
+async fn reply_secret_adopted(api: &mut ApiServer) {
+    api.expect(
+        Method::PATCH,
+        &path("secrets", &format!("{NAME}-credentials")),
+    )
+    .await
+    .reply(
+        200,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+    );
+}
+
+/// Answers the read of the data claim that precedes its apply: the claim, or 404 for `None`.
+async fn reply_claim_read(api: &mut ApiServer, existing: Option<Value>) {
+    let e = api
+        .expect(
+            Method::GET,
+            &path("persistentvolumeclaims", &format!("{NAME}-data")),
+        )
+        .await;
+    match existing {
+        Some(claim) => e.reply(200, claim),
+        None => e.reply_failure(404, "NotFound"),
+    }
 }
 
 fn path(kind_path: &str, name: &str) -> String {
@@ -165,12 +191,7 @@ async fn serve_children(api: &mut ApiServer, sts_status: Value) -> Applied {
     );
     e.reply_applied(Value::Null);
     // A claim's storage class is immutable: the controller reads it before applying.
-    api.expect(
-        Method::GET,
-        &path("persistentvolumeclaims", &format!("{NAME}-data")),
-    )
-    .await
-    .reply_failure(404, "NotFound");
+    reply_claim_read(api, None).await;
     let (e, data) = take(
         api.expect(
             Method::PATCH,
@@ -437,28 +458,14 @@ async fn a_deleted_child_is_recreated_without_rewriting_an_unchanged_status() {
 
     let (client, mut api) = api_server::client();
     let scenario = async {
-        let secret = api
-            .expect(
-                Method::PATCH,
-                &path("secrets", &format!("{NAME}-credentials")),
-            )
-            .await;
-        secret.reply(
-            200,
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
-        );
+        reply_secret_adopted(&mut api).await;
         api.expect(
             Method::PATCH,
             &path("configmaps", &format!("{NAME}-config")),
         )
         .await
         .reply_applied(Value::Null);
-        api.expect(
-            Method::GET,
-            &path("persistentvolumeclaims", &format!("{NAME}-data")),
-        )
-        .await
-        .reply(200, existing_claim(Some("local-path")));
+        reply_claim_read(&mut api, Some(existing_claim(Some("local-path")))).await;
         api.expect(
             Method::PATCH,
             &path("persistentvolumeclaims", &format!("{NAME}-data")),
@@ -498,15 +505,7 @@ async fn an_api_error_is_retried_with_growing_backoff_and_never_marked_failed() 
     let key = format!("{NS}/{NAME}");
     for (attempt, expected_delay) in [(1, 1), (2, 2), (3, 4)] {
         let scenario = async {
-            api.expect(
-                Method::PATCH,
-                &path("secrets", &format!("{NAME}-credentials")),
-            )
-            .await
-            .reply(
-                200,
-                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
-            );
+            reply_secret_adopted(&mut api).await;
             let e = api
                 .expect(
                     Method::PATCH,
@@ -729,41 +728,16 @@ async fn a_changed_storage_class_leaves_an_existing_claim_alone() {
     let (client, mut api) = api_server::client();
     let mut settings = Settings::default();
     settings.children.storage_class = Some("fast-ssd".into());
-    let ctx = Arc::new(
-        Context::new(
-            client,
-            Reporter {
-                controller: "dbtree-operator".into(),
-                instance: Some("test".into()),
-            },
-            Metrics::new().unwrap(),
-            settings,
-        )
-        .with_clock(now)
-        .with_jitter(no_jitter),
-    );
+    let ctx = context_with(client, settings);
     let scenario = async {
-        api.expect(
-            Method::PATCH,
-            &path("secrets", &format!("{NAME}-credentials")),
-        )
-        .await
-        .reply(
-            200,
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
-        );
+        reply_secret_adopted(&mut api).await;
         api.expect(
             Method::PATCH,
             &path("configmaps", &format!("{NAME}-config")),
         )
         .await
         .reply_applied(Value::Null);
-        api.expect(
-            Method::GET,
-            &path("persistentvolumeclaims", &format!("{NAME}-data")),
-        )
-        .await
-        .reply(200, existing_claim(Some("local-path")));
+        reply_claim_read(&mut api, Some(existing_claim(Some("local-path")))).await;
         let claim = api
             .expect(
                 Method::PATCH,
