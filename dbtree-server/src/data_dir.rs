@@ -38,13 +38,17 @@ fn failed(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DataDi
 }
 
 /// Creates the data directory (and missing parents) with mode 0700, or restricts an existing
-/// one to 0700. This is the one place the server creates it.
+/// one that others may list or write to 0700. This is the one place the server creates it.
+///
+/// Traversal alone (`o+x`) is left as it is: running as root, the local engine driver grants it
+/// so that each instance's own account can reach its directory, without listing anything; the
+/// database and key files are 0600 either way.
 ///
 /// # Errors
 /// [`DataDirError`] if it cannot be created or restricted.
 pub fn prepare(dir: &Path) -> Result<(), DataDirError> {
     create(dir)?;
-    restrict(dir, 0o700)
+    restrict(dir, 0o700, 0o001)
 }
 
 /// Creates a directory the server keeps files in (and missing parents) with mode 0700; an
@@ -61,13 +65,13 @@ pub fn create(dir: &Path) -> Result<(), DataDirError> {
         .map_err(failed("cannot create", dir))
 }
 
-/// Takes group and other permissions away from `path` if it has any.
-fn restrict(path: &Path, mode: u32) -> Result<(), DataDirError> {
+/// Sets `path` to `mode` if group or others have any permission beyond `tolerated`.
+fn restrict(path: &Path, mode: u32, tolerated: u32) -> Result<(), DataDirError> {
     let current = fs::metadata(path)
         .map_err(failed("cannot inspect", path))?
         .permissions()
         .mode();
-    if current & 0o077 != 0 {
+    if current & 0o077 & !tolerated != 0 {
         fs::set_permissions(path, Permissions::from_mode(mode))
             .map_err(failed("cannot restrict", path))?;
         tracing::warn!(
@@ -115,7 +119,7 @@ pub fn code_key(
             Ok(key)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            restrict(&path, 0o600)?;
+            restrict(&path, 0o600, 0)?;
             let mut text = String::new();
             fs::File::open(&path)
                 .and_then(|mut f| f.read_to_string(&mut text))
