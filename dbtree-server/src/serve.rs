@@ -106,6 +106,7 @@ async fn connection<E>(
     let io = TokioIo::new(Watched {
         inner: stream,
         activity: activity.clone(),
+        closing: None,
     });
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let endpoint = endpoint.clone();
@@ -190,10 +191,23 @@ impl Activity {
     }
 }
 
-/// A socket that records its activity.
+/// A socket that records its activity and closes lingering.
 struct Watched {
     inner: TcpStream,
     activity: Activity,
+    closing: Option<Lingering>,
+}
+
+/// How long, and for how many bytes, a closing connection keeps reading what the client still
+/// sends. Closing a socket with unread data resets the connection, and a client still sending
+/// a refused body (413, 401) may then lose the answer before reading it; reading and dropping
+/// a little more first, after our side is shut, lets it read the answer.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+struct Lingering {
+    until: Pin<Box<tokio::time::Sleep>>,
+    drained: usize,
 }
 
 impl AsyncRead for Watched {
@@ -245,6 +259,31 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.closing.is_none() {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.closing = Some(Lingering {
+                until: Box::pin(tokio::time::sleep(LINGER)),
+                drained: 0,
+            });
+        }
+        let Some(lingering) = this.closing.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if lingering.until.as_mut().poll(cx).is_ready() || lingering.drained > LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    lingering.drained += buf.filled().len();
+                }
+                // the client closed too, or the socket failed: done
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
