@@ -6,7 +6,9 @@
 //! starts one (a few seconds for PostgreSQL's `initdb`); the binary's other tests share it; it
 //! is stopped and its directory removed when the binary ends, however it ends (see
 //! `throwaway.rs`). `DBTREE_TEST_DATABASE_URL` / `DBTREE_TEST_REDIS_URL` select existing servers
-//! instead. A missing program fails the test at once with the Debian package to install.
+//! instead. A server that cannot be had ends the whole test binary at once (exit status 101),
+//! with the Debian package to install: the binary's other tests would only fail the same way,
+//! one timeout after another.
 //!
 //! Tests that need a server of their own (to stop it, say) start one with
 //! [`PostgresServer::start`] or [`RedisServer::start`].
@@ -25,8 +27,8 @@ pub use redis::RedisServer;
 /// The PostgreSQL server of this test binary: `DBTREE_TEST_DATABASE_URL` if set, otherwise a
 /// throwaway server started on first use (durability traded for speed).
 ///
-/// # Panics
-/// If no server can be had: the message names the Debian package to install, or what failed.
+/// If no server can be had, the test binary ends at once (status 101) with a message naming
+/// the Debian package to install, or what failed.
 pub fn postgres_url() -> String {
     shared_postgres_url("DBTREE_TEST_DATABASE_URL", Durability::Fast)
 }
@@ -34,8 +36,7 @@ pub fn postgres_url() -> String {
 /// The PostgreSQL server of a bench: `DBTREE_BENCH_DATABASE_URL` if set, otherwise a throwaway
 /// server with PostgreSQL's default durability.
 ///
-/// # Panics
-/// As [`postgres_url`].
+/// If no server can be had, the process ends as with [`postgres_url`].
 pub fn bench_postgres_url() -> String {
     shared_postgres_url("DBTREE_BENCH_DATABASE_URL", Durability::Default)
 }
@@ -43,8 +44,7 @@ pub fn bench_postgres_url() -> String {
 /// The Redis server of this test binary: `DBTREE_TEST_REDIS_URL` if set, otherwise a throwaway
 /// server started on first use.
 ///
-/// # Panics
-/// As [`postgres_url`].
+/// If no server can be had, the test binary ends as with [`postgres_url`].
 pub fn redis_url() -> String {
     if let Some(url) = from_env("DBTREE_TEST_REDIS_URL") {
         return url;
@@ -73,7 +73,13 @@ fn from_env(variable: &str) -> Option<String> {
         .filter(|v| !v.trim().is_empty())
 }
 
-#[allow(clippy::panic)] // a test that cannot have its server fails, saying why
+/// Ends the test binary, saying why on its real standard error (the test harness captures
+/// what tests print with `eprintln!`, and would lose it).
 fn fail(what: &str, why: &str) -> ! {
-    panic!("no {what} server for the tests: {why}")
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nerror: no {what} server for the tests: {why}\n"
+    );
+    std::process::exit(101)
 }
