@@ -84,7 +84,7 @@ pub(crate) fn test_policy() -> Policy {
 pub(crate) struct Options {
     pub policy: Policy,
     pub limits: HttpLimits,
-    /// Redis for the PostgreSQL backend (default: `DBTREE_TEST_REDIS_URL`).
+    /// Redis for the PostgreSQL backend (default: the test binary's, `dbtree_testkit`).
     pub redis_url: Option<String>,
     /// Reach PostgreSQL's store through this local port (a proxy) instead.
     pub database_port: Option<u16>,
@@ -152,8 +152,7 @@ pub(crate) async fn spawn_app_opts(backend: Backend, options: Options) -> TestAp
             )
         }
         Backend::Postgres => {
-            let url = std::env::var("DBTREE_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let url = dbtree_testkit::postgres_url();
             let admin = PgStore::connect(&url, 2)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL must answer at {url}: {e}"));
@@ -170,10 +169,7 @@ pub(crate) async fn spawn_app_opts(backend: Backend, options: Options) -> TestAp
             }
             let store = PgStore::connect_with(options, 40).await.unwrap();
             store.migrate().await.unwrap();
-            let redis_url = redis_url.unwrap_or_else(|| {
-                std::env::var("DBTREE_TEST_REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-            });
+            let redis_url = redis_url.unwrap_or_else(dbtree_testkit::redis_url);
             let conn = connect(&redis_url)
                 .await
                 .unwrap_or_else(|e| panic!("Redis must answer at {redis_url}: {e}"));

@@ -4,7 +4,6 @@
 //! everything works again.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,66 +15,9 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use dbtree_testkit::RedisServer;
+
 use super::helpers::*;
-
-/// A `redis-server` of this test's own, on a free port, so stopping it affects nothing else.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Self {
-            port,
-            child: None,
-            _dir: tempfile::tempdir().unwrap(),
-        };
-        redis.resume();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self._dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (Debian package redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones.
 struct CuttableProxy {
@@ -186,7 +128,8 @@ fn inquiry() -> Value {
 }
 
 pub(crate) async fn redis_down_is_503_and_back() {
-    let mut redis = OwnRedis::start();
+    // a Redis of this test's own: stopping it affects no other test
+    let mut redis = RedisServer::start().unwrap();
     let app = spawn_app_opts(
         Backend::Postgres,
         Options {
@@ -256,7 +199,7 @@ pub(crate) async fn redis_down_is_503_and_back() {
     // what needs no Redis still works
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.0, StatusCode::OK);
 
-    redis.resume();
+    redis.start_again().unwrap();
     until_ready(&app).await;
     let sent = app.post("/api/v1/auth/code", None, code).await;
     assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
@@ -270,8 +213,7 @@ pub(crate) async fn redis_down_is_503_and_back() {
 }
 
 pub(crate) async fn postgres_down_is_503_and_back() {
-    let url = std::env::var("DBTREE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = dbtree_testkit::postgres_url();
     let options = PgConnectOptions::from_str(&url).unwrap();
     let upstream = tokio::net::lookup_host((options.get_host(), options.get_port()))
         .await
