@@ -246,6 +246,8 @@ mod tests {
             fy: 2,
             phase: 0.25,
             radius: 0.08,
+            hit_tolerance: 1.1,
+            lag_allowance_ms: 120,
         };
         let answer = AnswerRecord {
             option: 0,

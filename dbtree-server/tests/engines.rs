@@ -106,6 +106,8 @@ async fn harvest(server: &Server, store: &SqliteStore, token: &str) {
         fy: c["fy"].as_u64().unwrap() as u8,
         phase: c["phase"].as_f64().unwrap(),
         radius: c["radius"].as_f64().unwrap(),
+        hit_tolerance: c["hitTolerance"].as_f64().unwrap(),
+        lag_allowance_ms: c["lagAllowanceMs"].as_u64().unwrap() as u32,
     };
     let offset_ms = shown.elapsed().as_millis().min(4000) as i64;
     let (x, y) = challenge.centre_at(offset_ms as f64);
