@@ -314,7 +314,7 @@ pub(crate) async fn the_runway_and_its_warning(app: &TestApp) {
         .post(
             "/api/v1/instances",
             Some(&ann),
-            json!({ "name": "pg", "engine": "postgresql", "preset": "small" }),
+            json!({ "name": "pg-main", "engine": "postgresql", "preset": "small" }),
         )
         .await;
     assert_eq!(created.0, StatusCode::CREATED, "{}", created.1);
@@ -349,7 +349,7 @@ pub(crate) async fn the_runway_and_its_warning(app: &TestApp) {
     };
     assert_eq!((balance.get(), hourly_burn.get(), *hours), (3, 2, 1));
     assert_eq!(pauses.len(), 1);
-    assert_eq!(pauses[0].name.as_str(), "pg");
+    assert_eq!(pauses[0].name.as_str(), "pg-main");
     assert_eq!(pauses[0].pauses_at, pause);
     assert_eq!(pauses[0].deleted_at, pause + chrono::TimeDelta::hours(1));
     // still low at the next pass: no second email in the same episode
@@ -394,7 +394,7 @@ pub(crate) async fn the_runway_and_its_warning(app: &TestApp) {
         .filter(|t| t["instanceId"] == json!(id))
         .collect();
     assert!(named.len() >= 3, "{page}");
-    assert!(named.iter().all(|t| t["instanceName"] == "pg"), "{page}");
+    assert!(named.iter().all(|t| t["instanceName"] == "pg-main"), "{page}");
 
     // stopped: nothing burns
     let stopped = app

@@ -24,6 +24,8 @@ let quoteTimer = 0;
 /** The latest quote for the custom form's values, or null. */
 let customQuote = null;
 let quoteSeq = 0;
+/** What the preset cards were last drawn from, to redraw only when it changes. */
+let presetsDrawnFor = null;
 /** The credentials dialog's instance, until the user confirms the password was saved. */
 let unsaved = null;
 
@@ -92,6 +94,10 @@ function renderCapacity() {
 }
 
 function renderPresets() {
+  const profile = currentProfile();
+  const key = JSON.stringify([presets.length, capacity?.fits, profile?.balance, instances.liveCount(), instances.limit(), session.signedIn]);
+  if (key === presetsDrawnFor) return;
+  presetsDrawnFor = key;
   const groups = Object.entries(ENGINES).map(([engine, name]) => {
     const cards = SIZES.map((size) => presets.find((p) => p.engine === engine && p.preset === size))
       .filter(Boolean)
@@ -187,6 +193,13 @@ async function quoteCustom() {
     out.textContent = error.message;
     setCustomBlocked('Fix the size first.');
   }
+}
+
+/** Re-judges the custom form's Create button against the last quote. */
+function judgeCustom() {
+  if (!customQuote) return;
+  const spec = customSpec();
+  setCustomBlocked(refusal({ engine: spec.engine, resources: spec.resources, price: customQuote }));
 }
 
 function scheduleQuote() {
@@ -311,9 +324,9 @@ export function init() {
   instances.init({
     showCredentials,
     afterChange: () => { refreshProfile(); refreshCapacity(); },
-    onList: () => { renderPresets(); quoteCustom(); },
+    onList: () => { renderPresets(); judgeCustom(); },
   });
-  onProfile(() => { renderPresets(); quoteCustom(); });
+  onProfile(() => { renderPresets(); judgeCustom(); });
   for (const id of ['custom-engine', 'custom-cpu', 'custom-memory', 'custom-disk']) {
     $(id).addEventListener('input', scheduleQuote);
   }
