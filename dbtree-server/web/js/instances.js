@@ -84,6 +84,9 @@ function render() {
   }));
 }
 
+/** The list's ids and statuses as last seen, to notice a change. */
+let known = null;
+
 /** Reloads the list. */
 export async function refresh() {
   if (!session.signedIn) {
@@ -92,13 +95,17 @@ export async function refresh() {
     hooks.onList();
     return;
   }
+  const before = known;
   try {
     list = await api('GET', '/instances', { auth: true });
   } catch {
     // keep the last list; the next poll tries again
   }
+  known = list.map((i) => `${i.id}:${i.status}`).join(',');
   render();
   hooks.onList();
+  // a database that started, stopped or was paused changes the runway: reload the profile
+  if (before !== null && before !== known) hooks.afterChange();
   if (openId) {
     const open = list.find((i) => i.id === openId);
     if (!open || open.status === 'deleted') closeDetail();
