@@ -224,6 +224,8 @@ async function openPage(options = {}) {
 }
 
 async function shot(page, name, fullPage = false) {
+  // passing notices (toasts) would hide what the screenshot is for
+  await page.evaluate(() => document.getElementById('toasts')?.replaceChildren());
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
@@ -651,7 +653,7 @@ test('runway and low-balance banner, Escape on the credentials, the console, and
   // what the balance already refuses is disabled, with the reason
   const large = page.getByRole('button', { name: 'Create PostgreSQL large' });
   assert.equal(await large.isDisabled(), true, 'PostgreSQL large needs 35 lemons');
-  assert.match(await page.locator('#why-postgresql-large').textContent(), /Needs 35 lemons .*you have 15 lemons/);
+  assert.match(await page.locator('#why-postgresql-large').textContent(), /^Needs 35 lemons \(creation \+ 1 h\); you have 15 lemons\.$/);
   assert.equal(await page.locator('#low-balance').isHidden(), true, 'no banner while nothing runs');
 
   // Redis medium (12 to create, 2 lemons/h) leaves 3 lemons: about an hour of runway
@@ -695,12 +697,11 @@ test('runway and low-balance banner, Escape on the credentials, the console, and
   const banner = page.locator('#low-balance');
   await banner.waitFor({ state: 'visible' });
   const bannerText = await banner.textContent();
-  assert.match(bannerText, /run low/);
-  assert.match(bannerText, /2 lemons\/h/);
-  assert.match(bannerText, /pauses a database (today|tomorrow) at/);
-  assert.match(bannerText, /deleted/);
+  assert.match(bannerText, /Low on lemons/);
+  assert.match(bannerText, /2 lemons\/h leaves (less than an hour|about 1 hour)/);
+  assert.match(bannerText, /pauses a database (today|tomorrow) at .* \(data kept\) and deletes it an hour later/);
   const row = page.locator(`tr[data-instance="${name}"]`);
-  assert.match(await row.locator('td.plan').textContent(), /^until (today|tomorrow) at \d\d:\d\d/);
+  assert.match(await row.locator('td.plan').textContent(), /^(today|tomorrow) at \d\d:\d\d/);
   assert.match(await row.textContent(), /2 lemons\/h/);
   await shot(page, 'desktop-databases');
 
@@ -747,6 +748,7 @@ test('runway and low-balance banner, Escape on the credentials, the console, and
   const card = await page.locator(`tr[data-instance="${name}"]`).evaluate((r) => getComputedStyle(r).display);
   assert.equal(card, 'grid', 'instances are cards on a phone');
   assert.equal(await page.locator('#instances-table thead').isVisible(), false);
+  await shot(page, 'phone-databases-full', true);
   await everyViewFits(page, 'phone');
   for (const width of [360, 375]) {
     await page.setViewportSize({ width, height: 780 });
@@ -765,6 +767,12 @@ test('runway and low-balance banner, Escape on the credentials, the console, and
   await page.locator('#instance-close').click();
   await page.setViewportSize(DESKTOP);
   await everyViewFits(page, 'desktop');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await openView(page, 'databases');
+  await shot(page, 'desktop-databases-dark');
+  await page.setViewportSize(PHONE);
+  await openView(page, 'tree');
+  await shot(page, 'phone-tree-dark');
   t.diagnostic(`balance ${me.balance}, burn ${me.hourlyBurn}/h, runway ${me.runwayHours} h until ${me.runwayEndsAt}`);
   p.assertClean('runway');
   await p.close();

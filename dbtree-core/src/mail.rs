@@ -127,7 +127,10 @@ fn low_balance(
         ));
     }
     paragraphs.push("To keep them: harvest lemons on the tree, or stop a database you do not need (a stopped database costs nothing and keeps its data).".into());
-    message(format!("dbtree: your lemons last about {lasts}"), paragraphs)
+    message(
+        format!("dbtree: your lemons last about {lasts}"),
+        paragraphs,
+    )
 }
 
 /// A message ready to send.

@@ -238,7 +238,10 @@ mod tests {
         // short already for this hour: paused at the next pass, i.e. now
         let short = plan(1, &[burner(1, 2, false)]);
         assert_eq!(short.hours, Some(0));
-        assert_eq!(pauses(&short), vec![(id(1), now(), now() + TimeDelta::hours(1))]);
+        assert_eq!(
+            pauses(&short),
+            vec![(id(1), now(), now() + TimeDelta::hours(1))]
+        );
 
         // exactly three hours is not low; two is
         assert!(!plan(6, &[burner(1, 2, true)]).is_low(&p));

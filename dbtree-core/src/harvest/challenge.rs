@@ -335,7 +335,10 @@ mod tests {
         let then = fast.centre_at((t - lag) as f64);
         let now = fast.centre_at(t as f64);
         let apart = (then.0 - now.0).hypot(then.1 - now.1);
-        assert!(apart > fast.allowed_distance(), "the test point is really late: {apart}");
+        assert!(
+            apart > fast.allowed_distance(),
+            "the test point is really late: {apart}"
+        );
         assert_eq!(fast.judge(&click(t, then)), Ok(()));
         // 300 ms late is not lag any more
         let stale = fast.centre_at((t - 300) as f64);
@@ -385,7 +388,13 @@ mod tests {
                 assert!(allowed.contains(&(c.fx, c.fy)), "{difficulty}: {c:?}");
                 assert!((0.0..TAU).contains(&c.phase), "{}", c.phase);
                 assert_eq!(
-                    (c.window_ms, c.period_ms, c.radius, c.hit_tolerance, c.lag_allowance_ms),
+                    (
+                        c.window_ms,
+                        c.period_ms,
+                        c.radius,
+                        c.hit_tolerance,
+                        c.lag_allowance_ms
+                    ),
                     (5000, 3000, 0.08, 1.1, 120)
                 );
                 seen.push((c.fx, c.fy));

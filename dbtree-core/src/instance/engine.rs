@@ -87,9 +87,9 @@ impl Engine {
                 format!("psql \"host={host} port={port} user={user} dbname=postgres\"")
             }
             Engine::Redis => format!("redis-cli -h {host} -p {port} --user {user} --askpass"),
-            Engine::Mongodb => format!(
-                "mongosh \"mongodb://{host}:{port}/?authSource=admin\" --username {user}"
-            ),
+            Engine::Mongodb => {
+                format!("mongosh \"mongodb://{host}:{port}/?authSource=admin\" --username {user}")
+            }
         }
     }
 }
@@ -147,7 +147,10 @@ mod tests {
         for (engine, command) in table {
             assert_eq!(engine.cli_command("h", 30001), command);
             assert!(command.starts_with(engine.cli_tool()));
-            assert!(!command.contains('{'), "no placeholder to fill in: {command}");
+            assert!(
+                !command.contains('{'),
+                "no placeholder to fill in: {command}"
+            );
         }
         assert!("mysql".parse::<Engine>().is_err());
     }

@@ -207,7 +207,11 @@ mod tests {
         for size in PresetSize::ALL {
             for engine in Engine::ALL {
                 let p = preset(engine, size);
-                assert_eq!(custom_price(engine, &p.resources), p.price, "{engine} {size}");
+                assert_eq!(
+                    custom_price(engine, &p.resources),
+                    p.price,
+                    "{engine} {size}"
+                );
             }
         }
     }

@@ -7,8 +7,8 @@ use crate::boundary::{
     BackendError, ClaimError, LockOutcome, NewAttempt, RecordAnswerError, StartAttemptError, User,
 };
 use crate::harvest::{
-    CircleSpeed, Click, ClickChallenge, HarvestGate, HarvestReceipt, HarvestRefusal,
-    HarvestState, check_harvest_request,
+    CircleSpeed, Click, ClickChallenge, HarvestGate, HarvestReceipt, HarvestRefusal, HarvestState,
+    check_harvest_request,
 };
 use crate::ids::{AttemptId, UserId};
 use crate::lemons::Lemons;

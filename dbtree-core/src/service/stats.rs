@@ -138,10 +138,10 @@ impl StatsService {
         let wanted: BTreeSet<InstanceId> = ids.into_iter().collect();
         let mut names = BTreeMap::new();
         for id in wanted {
-            if let Some(instance) = self.deps.store.instance(id).await? {
-                if instance.owner == owner {
-                    names.insert(id, instance.name);
-                }
+            if let Some(instance) = self.deps.store.instance(id).await?
+                && instance.owner == owner
+            {
+                names.insert(id, instance.name);
             }
         }
         Ok(names)

@@ -74,7 +74,8 @@ async fn abandoning_releases_the_lock_at_once_and_ends_the_quiz() {
         Err(AnswerError::Abandoned)
     ));
     // a late answer releases the lock too
-    sb.clock.advance(second.time_limit + TimeDelta::milliseconds(1));
+    sb.clock
+        .advance(second.time_limit + TimeDelta::milliseconds(1));
     assert!(matches!(
         app.tree.answer(ann.id, second.attempt, 0).await,
         Err(AnswerError::TimeExpired { .. })

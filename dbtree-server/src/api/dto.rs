@@ -573,7 +573,12 @@ pub struct InstanceDto {
 
 impl InstanceDto {
     /// Adds when billing will pause and delete it.
-    pub fn with_runway(mut self, instance: &Instance, runway: &Runway, policy: &BillingPolicy) -> Self {
+    pub fn with_runway(
+        mut self,
+        instance: &Instance,
+        runway: &Runway,
+        policy: &BillingPolicy,
+    ) -> Self {
         match instance.status {
             InstanceStatus::Running => {
                 if let Some(p) = runway.pause_of(instance.id) {

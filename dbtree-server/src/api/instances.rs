@@ -151,7 +151,7 @@ from_problem!(ListInstancesResponse {
 pub(super) enum InstanceResponse {
     /// The instance with its connection details.
     #[oai(status = 200)]
-    Ok(Json<InstanceDetailDto>),
+    Ok(Json<Box<InstanceDetailDto>>),
     /// The id is malformed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -314,7 +314,9 @@ impl InstanceApi {
                 .await
                 .or_problem()?;
             let runway = self.runway(&who).await?;
-            Ok(InstanceResponse::Ok(Json(self.detail(&instance, &runway))))
+            Ok(InstanceResponse::Ok(Json(Box::new(
+                self.detail(&instance, &runway),
+            ))))
         })
         .await
     }
@@ -338,7 +340,9 @@ impl InstanceApi {
                 .await
                 .or_problem()?;
             let now = self.state.clock.now();
-            Ok(UsageResponse::Ok(Json(UsageDto::new(&instance, report, now))))
+            Ok(UsageResponse::Ok(Json(UsageDto::new(
+                &instance, report, now,
+            ))))
         })
         .await
     }

@@ -15,7 +15,8 @@ fn start_path(position: u8) -> String {
 }
 
 async fn start(app: &TestApp, token: &str, position: u8) -> (StatusCode, Value) {
-    app.post(&start_path(position), Some(token), json!({})).await
+    app.post(&start_path(position), Some(token), json!({}))
+        .await
 }
 
 fn attempt_of(started: &(StatusCode, Value)) -> String {
@@ -31,7 +32,10 @@ pub(crate) async fn the_quiz_lock_is_released_at_once(app: &TestApp) {
     let busy = start(app, &ann, 3).await;
     assert_problem(&busy, 409, "quiz_in_progress", None);
     let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
-    assert_eq!(time(&busy.1["details"]["until"]), time(&first.1["deadline"]));
+    assert_eq!(
+        time(&busy.1["details"]["until"]),
+        time(&first.1["deadline"])
+    );
 
     // abandoning frees the lock at once: the next start succeeds without waiting
     let abandon = format!("/api/v1/quiz-attempts/{attempt}");
@@ -209,7 +213,10 @@ pub(crate) async fn a_click_within_the_lag_allowance_wins(app: &TestApp) {
     let cy = app.sign_in("cy@example.org").await;
     let started = start(app, &cy, 0).await;
     assert_eq!(
-        (started.1["difficulty"].as_str(), started.1["circleSpeed"].as_str()),
+        (
+            started.1["difficulty"].as_str(),
+            started.1["circleSpeed"].as_str()
+        ),
         (Some("easy"), Some("slow"))
     );
     let attempt = attempt_of(&started);
@@ -222,7 +229,10 @@ pub(crate) async fn a_click_within_the_lag_allowance_wins(app: &TestApp) {
         )
         .await;
     assert_eq!(
-        (answer.1["challenge"]["fx"].as_u64(), answer.1["challenge"]["fy"].as_u64()),
+        (
+            answer.1["challenge"]["fx"].as_u64(),
+            answer.1["challenge"]["fy"].as_u64()
+        ),
         (Some(1), Some(1))
     );
 }
@@ -243,7 +253,9 @@ async fn quote(app: &TestApp, engine: &str, cpu: f64, memory: u32, disk: u32) ->
 }
 
 pub(crate) async fn no_spec_costs_less_than_a_preset_it_contains(app: &TestApp) {
-    let table: [(&str, f64, u32, u32, (u64, u64)); 6] = [
+    // engine, vCPU, MiB, GiB, (creation, hourly)
+    type Row<'a> = (&'a str, f64, u32, u32, (u64, u64));
+    let table: [Row; 6] = [
         // equal to a preset: exactly its price (the formula would say 10/1 and 20/1)
         ("postgresql", 0.25, 512, 5, (10, 2)),
         ("postgresql", 0.1, 256, 2, (5, 1)),
@@ -344,7 +356,13 @@ pub(crate) async fn the_runway_and_its_warning(app: &TestApp) {
     assert_eq!((report.charged, report.low_balance_warnings), (1, 1));
     let mails = low_balance_mails(app, "ann@example.org");
     assert_eq!(mails.len(), 1);
-    let Notification::LowBalance { balance, hourly_burn, hours, pauses } = &mails[0] else {
+    let Notification::LowBalance {
+        balance,
+        hourly_burn,
+        hours,
+        pauses,
+    } = &mails[0]
+    else {
         unreachable!()
     };
     assert_eq!((balance.get(), hourly_burn.get(), *hours), (3, 2, 1));
@@ -361,7 +379,10 @@ pub(crate) async fn the_runway_and_its_warning(app: &TestApp) {
     app.grant(&ann, 40).await;
     app.state.app.billing.run_pass().await.unwrap();
     let me = app.get("/api/v1/me", Some(&ann)).await.1;
-    assert_eq!((&me["lowBalance"], &me["runwayHours"]), (&json!(false), &json!(21)));
+    assert_eq!(
+        (&me["lowBalance"], &me["runwayHours"]),
+        (&json!(false), &json!(21))
+    );
     assert_eq!(me["balance"], 43, "{me}");
     // an hour at a time, the balance drains until it is low again
     let mut warned = 0;
@@ -394,15 +415,25 @@ pub(crate) async fn the_runway_and_its_warning(app: &TestApp) {
         .filter(|t| t["instanceId"] == json!(id))
         .collect();
     assert!(named.len() >= 3, "{page}");
-    assert!(named.iter().all(|t| t["instanceName"] == "pg-main"), "{page}");
+    assert!(
+        named.iter().all(|t| t["instanceName"] == "pg-main"),
+        "{page}"
+    );
 
     // stopped: nothing burns
     let stopped = app
-        .post(&format!("/api/v1/instances/{id}/stop"), Some(&ann), json!({}))
+        .post(
+            &format!("/api/v1/instances/{id}/stop"),
+            Some(&ann),
+            json!({}),
+        )
         .await;
     assert_eq!(stopped.0, StatusCode::OK, "{}", stopped.1);
     let me = app.get("/api/v1/me", Some(&ann)).await.1;
-    assert_eq!((&me["hourlyBurn"], &me["lowBalance"]), (&json!(0), &json!(false)));
+    assert_eq!(
+        (&me["hourlyBurn"], &me["lowBalance"]),
+        (&json!(0), &json!(false))
+    );
 }
 
 pub(crate) async fn usage_comes_from_the_engine(app: &TestApp) {
@@ -445,15 +476,28 @@ pub(crate) async fn usage_comes_from_the_engine(app: &TestApp) {
             &usage["connections"],
             &usage["diskLimitGib"]
         ),
-        (&json!(true), &json!(1_048_576), &json!(4096), &json!(3), &json!(1))
+        (
+            &json!(true),
+            &json!(1_048_576),
+            &json!(4096),
+            &json!(3),
+            &json!(1)
+        )
     );
     let stopped = app
-        .post(&format!("/api/v1/instances/{id}/stop"), Some(&ann), json!({}))
+        .post(
+            &format!("/api/v1/instances/{id}/stop"),
+            Some(&ann),
+            json!({}),
+        )
         .await;
     assert_eq!(stopped.0, StatusCode::OK);
     let usage = app.get(&path, Some(&ann)).await.1;
     assert_eq!(usage["available"], false);
-    assert!(usage["reason"].as_str().unwrap().contains("stopped"), "{usage}");
+    assert!(
+        usage["reason"].as_str().unwrap().contains("stopped"),
+        "{usage}"
+    );
     let bob = app.sign_in("bob@example.org").await;
     assert_problem(
         &app.get(&path, Some(&bob)).await,

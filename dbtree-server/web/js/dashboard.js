@@ -41,8 +41,8 @@ function renderFigures(p) {
     figure('Spent in total', lemons(p.spentTotal)),
     figure('Harvest streak', plural(p.streakDays, 'day', 'days')),
     figure('Next harvest', cooldownLeftMs() > 0 ? `in ${cooldownText()}` : 'now'),
-    figure('Member since', when(p.createdAt)),
-    figure('Signed in as', h('span', { className: 'email' }, local, h('wbr'), `@${domain ?? ''}`), 'wide'));
+    figure('Member since', new Date(p.createdAt).toLocaleDateString()),
+    figure('Signed in as', h('span', { className: 'email' }, local, h('wbr'), `@${domain ?? ''}`)));
   const sentence = runwaySentence(p);
   $('runway-explained').textContent = sentence ?? 'No database runs now, so your lemons are not being spent.';
 }

@@ -55,7 +55,7 @@ function refusal(spec) {
   if (live >= limit) return `You have ${live} of ${limit} databases; delete one to create another.`;
   const need = spec.price.creationCost + spec.price.hourlyCost;
   if (profile.balance < need) {
-    return `Needs ${lemons(need)} (creation and the first hour); you have ${lemons(profile.balance)}.`;
+    return `Needs ${lemons(need)} (creation + 1 h); you have ${lemons(profile.balance)}.`;
   }
   if (spec.preset && !fits(spec.engine, spec.preset)) return 'No room for this size on the server right now.';
   return null;

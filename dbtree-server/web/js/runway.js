@@ -31,10 +31,13 @@ export function runwaySentence(profile) {
   return `Your lemons pay your running databases (${perHour(profile.hourlyBurn)}) for ${hours}.${pause}`;
 }
 
-/** What happens to one database at the current burn: a short line, or null. */
+/**
+ * What happens to one database at the current burn, for the list's "Runs until" column: when
+ * a running one will be paused, or when a paused one will be deleted; null otherwise.
+ */
 export function instancePlan(instance) {
   if (instance.status === 'running' && instance.pausesAt) {
-    return `until ${dayAndTime(instance.pausesAt)}`;
+    return dayAndTime(instance.pausesAt);
   }
   if (instance.status === 'paused' && instance.deletesAt) {
     return `deleted ${dayAndTime(instance.deletesAt)} unless you harvest lemons`;
@@ -65,7 +68,9 @@ function render(profile) {
   $('runway-chip').classList.toggle('low', low);
   $('low-balance').hidden = !low;
   if (low) {
-    $('low-balance-text').textContent = `Your lemons run low. ${sentence} A paused database keeps its data for ${graceText(profile)}; after that it is deleted.`;
+    const hours = profile.runwayHours === 0 ? 'less than an hour' : `about ${plural(profile.runwayHours, 'hour', 'hours')}`;
+    const when = profile.runwayEndsAt ? ` Billing pauses a database ${dayAndTime(profile.runwayEndsAt)} (data kept) and deletes it ${graceText(profile)} later unless you harvest lemons.` : '';
+    $('low-balance-text').textContent = `Low on lemons: ${perHour(profile.hourlyBurn)} leaves ${hours}.${when}`;
   }
   const grace = $('grace-text');
   if (grace) grace.textContent = graceText(profile);

@@ -119,6 +119,8 @@ export function toast(message, kind = 'info') {
   const text = typeof message === 'string' ? message : errorText(message);
   const item = h('div', { className: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
   region.append(item);
+  // at most two at a time: older ones make room
+  while (region.children.length > 2) region.firstElementChild.remove();
   setTimeout(() => item.remove(), 6000);
 }
 

@@ -151,7 +151,11 @@ pub(crate) async fn usage(ctx: Ctx<'_>) -> Result<UsageReport, ClusterError> {
                 "PostgreSQL did not answer the usage query",
             ));
         }
-        Err(_) => return Err(ClusterError::transient("the PostgreSQL usage query timed out")),
+        Err(_) => {
+            return Err(ClusterError::transient(
+                "the PostgreSQL usage query timed out",
+            ));
+        }
     };
     Ok(UsageReport::Measured(EngineUsage {
         memory_used_bytes: None,

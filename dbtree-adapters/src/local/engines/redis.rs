@@ -167,7 +167,9 @@ pub(crate) async fn usage(
             );
         let client = redis::Client::open(info)?;
         let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("INFO").query_async::<String>(&mut connection).await
+        redis::cmd("INFO")
+            .query_async::<String>(&mut connection)
+            .await
     };
     let info = match tokio::time::timeout(Duration::from_secs(3), ask).await {
         Ok(Ok(info)) => info,

@@ -538,13 +538,20 @@ pub(crate) async fn low_balance_warnings_are_set_once_and_cleared(env: &StoreEnv
     assert!(s.low_balance_warned().await.unwrap().is_empty());
     assert!(s.mark_low_balance_warned(ann.id, t0()).await.unwrap());
     assert!(
-        !env.second.mark_low_balance_warned(ann.id, t0()).await.unwrap(),
+        !env.second
+            .mark_low_balance_warned(ann.id, t0())
+            .await
+            .unwrap(),
         "set once"
     );
     // concurrent marks from several replicas: exactly one wins
     let tasks: Vec<_> = (0..8)
         .map(|i| {
-            let store = if i % 2 == 0 { env.store.clone() } else { env.second.clone() };
+            let store = if i % 2 == 0 {
+                env.store.clone()
+            } else {
+                env.second.clone()
+            };
             let id = bob.id;
             tokio::spawn(async move { store.mark_low_balance_warned(id, t0()).await.unwrap() })
         })
@@ -560,9 +567,15 @@ pub(crate) async fn low_balance_warnings_are_set_once_and_cleared(env: &StoreEnv
     both.sort();
     assert_eq!(warned, both);
     assert!(s.clear_low_balance_warning(ann.id).await.unwrap());
-    assert!(!s.clear_low_balance_warning(ann.id).await.unwrap(), "cleared once");
+    assert!(
+        !s.clear_low_balance_warning(ann.id).await.unwrap(),
+        "cleared once"
+    );
     assert_eq!(s.low_balance_warned().await.unwrap(), vec![bob.id]);
-    assert!(s.mark_low_balance_warned(ann.id, t0()).await.unwrap(), "a new episode");
+    assert!(
+        s.mark_low_balance_warned(ann.id, t0()).await.unwrap(),
+        "a new episode"
+    );
     // a deleted account is not listed (and cannot be marked)
     s.delete_user(bob.id, t0()).await.unwrap();
     assert_eq!(s.low_balance_warned().await.unwrap(), vec![ann.id]);

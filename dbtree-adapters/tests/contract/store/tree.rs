@@ -158,7 +158,10 @@ pub(crate) async fn an_abandoned_attempt_is_never_answered_and_an_answered_one_n
     // abandoned first: the answer is refused, with the stored (abandoned) attempt
     let given_up = s.start_attempt(&new(7)).await.unwrap();
     let stored = s.abandon_attempt(given_up.id).await.unwrap();
-    assert_eq!((stored.harvest.clone(), stored.answer.clone()), (HarvestState::Abandoned, None));
+    assert_eq!(
+        (stored.harvest.clone(), stored.answer.clone()),
+        (HarvestState::Abandoned, None)
+    );
     assert!(matches!(
         s.record_answer(given_up.id, &answer).await,
         Err(RecordAnswerError::AlreadyAnswered(a)) if a.harvest == HarvestState::Abandoned && a.answer.is_none()
@@ -174,7 +177,11 @@ pub(crate) async fn an_abandoned_attempt_is_never_answered_and_an_answered_one_n
     let stored = s.abandon_attempt(answered.id).await.unwrap();
     assert_eq!(stored.harvest, HarvestState::Open);
     assert_eq!(stored.answer, Some(answer.clone()));
-    assert!(s.abandon_attempt(AttemptId::from_random_bytes([9; 16])).await.is_err());
+    assert!(
+        s.abandon_attempt(AttemptId::from_random_bytes([9; 16]))
+            .await
+            .is_err()
+    );
     // racing: exactly one of answer and abandon wins
     for n in 10..20u8 {
         let raced = s.start_attempt(&new(n)).await.unwrap();
@@ -188,7 +195,11 @@ pub(crate) async fn an_abandoned_attempt_is_never_answered_and_an_answered_one_n
         if answered {
             assert_eq!(end.harvest, HarvestState::Open, "{n}");
         } else {
-            assert_eq!((end.harvest, end.answer), (HarvestState::Abandoned, None), "{n}");
+            assert_eq!(
+                (end.harvest, end.answer),
+                (HarvestState::Abandoned, None),
+                "{n}"
+            );
         }
     }
 }
