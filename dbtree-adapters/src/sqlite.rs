@@ -292,7 +292,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(usize::try_from(n).unwrap(), MIGRATOR.iter().count());
     }
 
     #[tokio::test]
