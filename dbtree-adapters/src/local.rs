@@ -41,10 +41,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dbtree_core::boundary::{
-    Cluster, ClusterError, EventStream, Observation, ProvisionRequest, Teardown,
+    Cluster, ClusterError, EventStream, Observation, ProvisionRequest, Teardown, UsageReport,
 };
 use dbtree_core::ids::InstanceId;
-use dbtree_core::instance::{Credentials, RunState};
+use dbtree_core::instance::{Credentials, Engine, RunState};
 
 use self::host::{Binaries, Host, RunAs, io_error};
 use self::shared::Shared;
@@ -205,5 +205,34 @@ impl Cluster for LocalCluster {
 
     fn events(&self) -> EventStream {
         self.shared.subscribe()
+    }
+
+    async fn usage(&self, instance: InstanceId) -> Result<UsageReport, ClusterError> {
+        let (_, state) = self
+            .shared
+            .lock(instance, false)
+            .await
+            .ok_or_else(|| ClusterError::not_found("no such instance in the local cluster"))?;
+        let not_available = |reason: &str| {
+            Ok(UsageReport::NotAvailable {
+                reason: reason.to_owned(),
+            })
+        };
+        let Some(record) = state.record.as_ref() else {
+            return not_available("the instance is still being set up");
+        };
+        if state.running_pid().is_none() {
+            return not_available("the engine is not running");
+        }
+        let ctx = engines::Ctx {
+            host: &self.shared.host,
+            layout: &state.layout,
+            record,
+        };
+        match record.engine {
+            Engine::Redis => engines::redis::usage(ctx, state.password.as_ref()).await,
+            Engine::Postgresql => engines::postgres::usage(ctx).await,
+            Engine::Mongodb => not_available("the local driver does not measure MongoDB yet"),
+        }
     }
 }

@@ -359,7 +359,7 @@ mod declared_statuses {
                         cap: Lemons::new(500),
                     },
                     &StartQuizError::NotRipe { regrows_at: None },
-                    &StartQuizError::QuizInProgress,
+                    &StartQuizError::QuizInProgress { until: None },
                 ],
             ),
         );
@@ -372,8 +372,16 @@ mod declared_statuses {
                     &AnswerError::UnknownAttempt,
                     &AnswerError::InvalidOption { max: 3 },
                     &AnswerError::AlreadyAnswered,
+                    &AnswerError::Abandoned,
                     &AnswerError::TimeExpired { late_ms: 1 },
                 ],
+            ),
+        );
+        check::<tree::AbandonResponse>(
+            "abandonQuiz",
+            with(
+                authed(),
+                &[&InvalidId("x".into()), &AbandonError::UnknownAttempt],
             ),
         );
         check::<tree::HarvestResponse>(
@@ -454,6 +462,17 @@ mod declared_statuses {
                         available: Lemons::ZERO,
                     }),
                     &InstanceActionError::Start(StartRefusal::Capacity(capacity())),
+                ],
+            ),
+        );
+        check::<instances::UsageResponse>(
+            "getInstanceUsage",
+            with(
+                authed(),
+                &[
+                    &InvalidId("x".into()),
+                    &InstanceActionError::NotFound,
+                    &InstanceActionError::Cluster(ClusterError::transient("t")),
                 ],
             ),
         );

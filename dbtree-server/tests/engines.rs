@@ -106,6 +106,8 @@ async fn harvest(server: &Server, store: &SqliteStore, token: &str) {
         fy: c["fy"].as_u64().unwrap() as u8,
         phase: c["phase"].as_f64().unwrap(),
         radius: c["radius"].as_f64().unwrap(),
+        hit_tolerance: c["hitTolerance"].as_f64().unwrap(),
+        lag_allowance_ms: c["lagAllowanceMs"].as_u64().unwrap() as u32,
     };
     let offset_ms = shown.elapsed().as_millis().min(4000) as i64;
     let (x, y) = challenge.centre_at(offset_ms as f64);
@@ -203,6 +205,33 @@ async fn lifecycle(
         .replace(&instance.password, "NotThePassword0123456789");
     password_refused(instance.engine, &wrong).await;
 
+    // the console's figures come from the engine itself
+    let usage = server.get(&format!("{base}/usage"), token).await;
+    assert_eq!(usage.0, StatusCode::OK, "{}", usage.1);
+    assert_eq!(usage.1["available"], true, "{}", usage.1);
+    assert!(usage.1["connections"].is_u64(), "{}", usage.1);
+    match instance.engine {
+        "redis" => {
+            // INFO: used_memory, and the append-only file on disk
+            assert!(
+                usage.1["memoryUsedBytes"].as_u64().unwrap() > 100_000,
+                "{}",
+                usage.1
+            );
+            assert!(usage.1["diskUsedBytes"].is_u64(), "{}", usage.1);
+        }
+        _ => {
+            // pg_database_size of every database (a fresh cluster is several MB); PostgreSQL
+            // reports no memory figure, so none is given
+            assert!(
+                usage.1["diskUsedBytes"].as_u64().unwrap() > 1_000_000,
+                "{}",
+                usage.1
+            );
+            assert!(usage.1.get("memoryUsedBytes").is_none(), "{}", usage.1);
+        }
+    }
+
     // stop: the port refuses connections as soon as the API answers
     let stopped = server.post(&format!("{base}/stop"), token, json!({})).await;
     assert_eq!(
@@ -216,6 +245,8 @@ async fn lifecycle(
         "a stopped {} accepts connections",
         instance.engine
     );
+    let usage = server.get(&format!("{base}/usage"), token).await.1;
+    assert_eq!(usage["available"], false, "{usage}");
 
     // start: the data is still there
     let started = server

@@ -2,8 +2,8 @@
 //! first-start bootstrap and password rotation.
 
 mod mongo;
-mod postgres;
-mod redis;
+pub(crate) mod postgres;
+pub(crate) mod redis;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

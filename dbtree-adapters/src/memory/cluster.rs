@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use dbtree_core::boundary::{
-    Cluster, ClusterError, ClusterEvent, EventStream, Observation, ProvisionRequest, Teardown,
+    Cluster, ClusterError, ClusterEvent, EngineUsage, EventStream, Observation, ProvisionRequest,
+    Teardown, UsageReport,
 };
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Engine, NodePort, RunState};
@@ -23,6 +24,8 @@ pub struct SimulatedInstance {
     pub run_state: RunState,
     /// Its current password (held by the "engine", as a real one would).
     pub password: String,
+    /// What the simulated engine reports about its use, once a test sets it.
+    pub usage: Option<EngineUsage>,
 }
 
 /// How the simulated cluster behaves.
@@ -98,6 +101,18 @@ impl MemoryCluster {
             .retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
 
+    /// Sets what the simulated engine of an instance reports about its use; returns whether the
+    /// instance exists.
+    pub fn set_usage(&self, id: InstanceId, usage: EngineUsage) -> bool {
+        match self.state.lock().instances.get_mut(&id) {
+            Some(sim) => {
+                sim.usage = Some(usage);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Forgets an instance (as if its objects vanished) and reports it gone.
     pub fn vanish(&self, id: InstanceId) {
         self.state.lock().instances.remove(&id);
@@ -123,6 +138,7 @@ impl Cluster for MemoryCluster {
                     node_port: request.node_port,
                     run_state: request.run_state,
                     password: request.credentials.password.expose().to_owned(),
+                    usage: None,
                 });
             (s.script.provision_result.clone(), s.script.auto_report)
         };
@@ -191,5 +207,22 @@ impl Cluster for MemoryCluster {
         let (tx, rx) = unbounded();
         self.state.lock().subscribers.push(tx);
         Box::pin(rx)
+    }
+
+    async fn usage(&self, instance: InstanceId) -> Result<UsageReport, ClusterError> {
+        let s = self.state.lock();
+        let sim = s
+            .instances
+            .get(&instance)
+            .ok_or_else(|| ClusterError::not_found("no such instance in the cluster"))?;
+        Ok(match (sim.run_state, sim.usage) {
+            (RunState::Running, Some(usage)) => UsageReport::Measured(usage),
+            (RunState::Running, None) => UsageReport::NotAvailable {
+                reason: "the simulated engine reports nothing yet".into(),
+            },
+            (RunState::Stopped | RunState::Paused, _) => UsageReport::NotAvailable {
+                reason: "the engine is not running".into(),
+            },
+        })
     }
 }

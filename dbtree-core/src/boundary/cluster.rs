@@ -61,6 +61,31 @@ pub struct ClusterEvent {
     pub observation: Observation,
 }
 
+/// What an instance's engine reports about its own use. Each figure is `None` when the engine
+/// (or the driver) does not report it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineUsage {
+    /// Memory the engine uses, bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// Disk its data uses, bytes.
+    pub disk_used_bytes: Option<u64>,
+    /// Client connections open now.
+    pub connections: Option<u32>,
+}
+
+/// The answer to a usage question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsageReport {
+    /// The engine answered.
+    Measured(EngineUsage),
+    /// The cluster cannot tell (the engine does not run, or the driver has no way to ask):
+    /// why, in words fit for the user.
+    NotAvailable {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A stream of cluster events.
 pub type EventStream = Pin<Box<dyn Stream<Item = ClusterEvent> + Send + 'static>>;
 
@@ -152,4 +177,13 @@ pub trait Cluster: Send + Sync {
 
     /// Observations of every instance, as they happen. Each call returns a new stream.
     fn events(&self) -> EventStream;
+
+    /// What the instance's engine itself reports about its use (memory, disk, connections).
+    /// MUST NOT invent figures: a driver that cannot ask answers
+    /// [`UsageReport::NotAvailable`] with the reason. MUST NOT block for long (a few seconds at
+    /// most).
+    ///
+    /// # Errors
+    /// [`ClusterError`] ([`ClusterErrorKind::NotFound`] for an unknown instance).
+    async fn usage(&self, instance: InstanceId) -> Result<UsageReport, ClusterError>;
 }

@@ -68,6 +68,30 @@ impl Engine {
     pub fn uri_template(self, host: &str, port: u16) -> String {
         self.connection_uri(host, port, "{password}")
     }
+
+    /// The engine's own command-line client.
+    pub const fn cli_tool(self) -> &'static str {
+        match self {
+            Engine::Postgresql => "psql",
+            Engine::Redis => "redis-cli",
+            Engine::Mongodb => "mongosh",
+        }
+    }
+
+    /// A command that opens the engine's command-line client on the instance and asks for the
+    /// password at its prompt, so it can be copied and run as it is (it holds no placeholder).
+    pub fn cli_command(self, host: &str, port: u16) -> String {
+        let user = self.username();
+        match self {
+            Engine::Postgresql => {
+                format!("psql \"host={host} port={port} user={user} dbname=postgres\"")
+            }
+            Engine::Redis => format!("redis-cli -h {host} -p {port} --user {user} --askpass"),
+            Engine::Mongodb => {
+                format!("mongosh \"mongodb://{host}:{port}/?authSource=admin\" --username {user}")
+            }
+        }
+    }
 }
 
 impl fmt::Display for Engine {
@@ -106,6 +130,28 @@ mod tests {
                 .ends_with("/?authSource=admin")
         );
         assert_eq!("redis".parse::<Engine>(), Ok(Engine::Redis));
+        let table = [
+            (
+                Engine::Postgresql,
+                "psql \"host=h port=30001 user=dbtree dbname=postgres\"",
+            ),
+            (
+                Engine::Redis,
+                "redis-cli -h h -p 30001 --user default --askpass",
+            ),
+            (
+                Engine::Mongodb,
+                "mongosh \"mongodb://h:30001/?authSource=admin\" --username dbtree",
+            ),
+        ];
+        for (engine, command) in table {
+            assert_eq!(engine.cli_command("h", 30001), command);
+            assert!(command.starts_with(engine.cli_tool()));
+            assert!(
+                !command.contains('{'),
+                "no placeholder to fill in: {command}"
+            );
+        }
         assert!("mysql".parse::<Engine>().is_err());
     }
 }

@@ -7,7 +7,7 @@ pub(crate) use follow::{delete_instance, fail_provisioning, push_run_state};
 use super::{Deps, InternalError, internal_errors, random_bytes, with_random_u32s};
 use crate::boundary::{
     ClusterError, CreateInstanceError, NewInstance, ProvisionRequest, StartInstanceError,
-    TransitionError, User,
+    TransitionError, UsageReport, User,
 };
 use crate::ids::{InstanceId, UserId};
 use crate::instance::{
@@ -298,6 +298,30 @@ impl InstanceService {
             .instance(id)
             .await?
             .ok_or(InstanceActionError::NotFound)
+    }
+
+    /// What the instance's engine reports about its use (memory, disk, connections). Only a
+    /// running instance is asked; for any other the report says why nothing is measured.
+    ///
+    /// # Errors
+    /// [`InstanceActionError::NotFound`], [`InstanceActionError::Cluster`].
+    pub async fn usage(
+        &self,
+        owner: UserId,
+        id: InstanceId,
+    ) -> Result<(Instance, UsageReport), InstanceActionError> {
+        let instance = self.get(owner, id).await?;
+        if instance.status != InstanceStatus::Running {
+            let reason = format!("the instance is {}: nothing to measure", instance.status);
+            return Ok((instance, UsageReport::NotAvailable { reason }));
+        }
+        let report = self
+            .deps
+            .cluster
+            .usage(id)
+            .await
+            .map_err(InstanceActionError::Cluster)?;
+        Ok((instance, report))
     }
 
     /// Replaces the password of a running instance; the new one is shown once.

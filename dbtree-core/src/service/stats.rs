@@ -1,10 +1,12 @@
 //! Public and personal figures.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::Days;
 
 use super::{Deps, InternalError};
 use crate::ids::{InstanceId, UserId};
-use crate::instance::{Engine, NodeBudget, PresetSize, Usage, sizes_that_fit};
+use crate::instance::{Engine, InstanceName, NodeBudget, PresetSize, Usage, sizes_that_fit};
 use crate::ledger::LedgerEntry;
 use crate::stats::{DailyHarvest, GlobalStats, Page, PageRequest, Ranked, fill_days};
 use crate::streak::utc_day;
@@ -121,6 +123,28 @@ impl StatsService {
         page: PageRequest,
     ) -> Result<Page<LedgerEntry>, InternalError> {
         Ok(self.deps.store.history(user, instance, page).await?)
+    }
+
+    /// The names of the owner's instances among `ids` (deleted ones included), to show next to
+    /// their ledger entries.
+    ///
+    /// # Errors
+    /// [`InternalError`].
+    pub async fn instance_names(
+        &self,
+        owner: UserId,
+        ids: impl IntoIterator<Item = InstanceId>,
+    ) -> Result<BTreeMap<InstanceId, InstanceName>, InternalError> {
+        let wanted: BTreeSet<InstanceId> = ids.into_iter().collect();
+        let mut names = BTreeMap::new();
+        for id in wanted {
+            if let Some(instance) = self.deps.store.instance(id).await?
+                && instance.owner == owner
+            {
+                names.insert(id, instance.name);
+            }
+        }
+        Ok(names)
     }
 
     /// The node's capacity in aggregate, with the preset sizes that fit now.

@@ -16,7 +16,7 @@ use dbtree_adapters::memory::{ManualClock, MemoryQuizLock, MemoryRateLimiter, Re
 use dbtree_adapters::sqlite::SqliteStore;
 use dbtree_adapters::system::OsEntropy;
 use dbtree_core::boundary::{
-    Cluster, ClusterError, EventStream, ProvisionRequest, Teardown, User, UserStore,
+    Cluster, ClusterError, EventStream, ProvisionRequest, Teardown, UsageReport, User, UserStore,
 };
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Credentials, NodePortPolicy, RunState};
@@ -79,6 +79,10 @@ impl Cluster for CrashingCluster {
 
     fn events(&self) -> EventStream {
         self.inner.events()
+    }
+
+    async fn usage(&self, id: InstanceId) -> Result<UsageReport, ClusterError> {
+        self.inner.usage(id).await
     }
 }
 

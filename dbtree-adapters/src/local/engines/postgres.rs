@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dbtree_core::boundary::ClusterError;
+use dbtree_core::boundary::{ClusterError, EngineUsage, UsageReport};
 use dbtree_core::instance::Password;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
@@ -126,6 +126,42 @@ pub(super) async fn probe(ctx: Ctx<'_>) -> Result<(), String> {
     let _ = connection.close().await;
     answered.map_err(|e| format!("the server does not answer queries yet: {e}"))?;
     tcp_accepts(ctx).await
+}
+
+/// What PostgreSQL reports about itself, over the private socket: the size of its databases
+/// (`pg_database_size`) and its client sessions (`pg_stat_activity`, less this one).
+/// PostgreSQL has no figure for the memory its processes use, so none is given.
+pub(crate) async fn usage(ctx: Ctx<'_>) -> Result<UsageReport, ClusterError> {
+    let ask = async {
+        let mut connection = admin(ctx).await?;
+        let row: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(pg_database_size(datname)), 0)::bigint FROM pg_database),
+                    (SELECT count(*) FROM pg_stat_activity
+                     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())",
+        )
+        .fetch_one(&mut connection)
+        .await?;
+        let _ = connection.close().await;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let (disk, connections) = match tokio::time::timeout(Duration::from_secs(3), ask).await {
+        Ok(Ok(row)) => row,
+        Ok(Err(_)) => {
+            return Err(ClusterError::transient(
+                "PostgreSQL did not answer the usage query",
+            ));
+        }
+        Err(_) => {
+            return Err(ClusterError::transient(
+                "the PostgreSQL usage query timed out",
+            ));
+        }
+    };
+    Ok(UsageReport::Measured(EngineUsage {
+        memory_used_bytes: None,
+        disk_used_bytes: u64::try_from(disk).ok(),
+        connections: u32::try_from(connections).ok(),
+    }))
 }
 
 /// `ALTER ROLE dbtree PASSWORD …` over the private socket, with statement logging off for the

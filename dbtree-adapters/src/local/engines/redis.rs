@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use dbtree_core::boundary::ClusterError;
+use dbtree_core::boundary::{ClusterError, EngineUsage, UsageReport};
 use dbtree_core::instance::Password;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -141,6 +141,52 @@ async fn apply(ctx: Ctx<'_>, current: &Password, new: &Password) -> redis::Redis
         .query_async::<i64>(&mut connection)
         .await?;
     Ok(())
+}
+
+/// What Redis reports about itself (`INFO` over the instance's private socket, signed in with
+/// the password the driver holds): `used_memory`, `connected_clients` (less this query's own
+/// connection) and `aof_current_size` (its data on disk).
+pub(crate) async fn usage(
+    ctx: Ctx<'_>,
+    current: Option<&Password>,
+) -> Result<UsageReport, ClusterError> {
+    let Some(current) = current else {
+        return Ok(UsageReport::NotAvailable {
+            reason: "the server restarted since the password was set; rotate the password to \
+                     measure Redis again"
+                .into(),
+        });
+    };
+    let ask = async {
+        let info = ConnectionAddr::Unix(ctx.layout.engine_path(SOCKET))
+            .into_connection_info()?
+            .set_redis_settings(
+                RedisConnectionInfo::default()
+                    .set_username("default")
+                    .set_password(current.expose()),
+            );
+        let client = redis::Client::open(info)?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO")
+            .query_async::<String>(&mut connection)
+            .await
+    };
+    let info = match tokio::time::timeout(Duration::from_secs(3), ask).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => return Err(ClusterError::transient(format!("Redis INFO failed: {e}"))),
+        Err(_) => return Err(ClusterError::transient("Redis INFO timed out")),
+    };
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Ok(UsageReport::Measured(EngineUsage {
+        memory_used_bytes: field("used_memory"),
+        disk_used_bytes: field("aof_current_size"),
+        connections: field("connected_clients")
+            .map(|n| u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX)),
+    }))
 }
 
 #[cfg(test)]
