@@ -179,11 +179,14 @@ pub(super) enum AbandonResponse {
     /// No such attempt of the caller.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The store is out of reach (`service_unavailable`); retry after the given seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(AbandonResponse { BadRequest, Unauthorized, NotFound, Internal } path "attemptId");
+from_problem!(AbandonResponse { BadRequest, Unauthorized, NotFound, Unavailable, Internal } path "attemptId");
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "super::bad_request")]
