@@ -28,7 +28,7 @@ where
     }
 }
 
-/// A Redis connection with the URI from the API (`redis://default:…@host:port/0`).
+/// A Redis connection with the URI from the API (`redis://dbtree:…@host:port/0`).
 pub(crate) async fn redis_at(uri: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     redis::Client::open(uri)?
         .get_multiplexed_async_connection()

@@ -64,8 +64,9 @@ impl InstanceService {
     }
 
     /// Makes the cluster match dbtree's records: pushes every desired run state again, retries
-    /// pending teardowns, releases the ports of failed instances the cluster no longer holds, and
-    /// refunds provisionings interrupted by a crash (unknown to the cluster after five minutes).
+    /// pending teardowns, releases the ports of failed instances the cluster no longer holds,
+    /// refunds provisionings interrupted by a crash (unknown to the cluster after five minutes),
+    /// and removes what the cluster holds of instances dbtree no longer owns.
     ///
     /// # Errors
     /// [`InternalError`] for storage failures; cluster failures are counted, not fatal.
@@ -131,7 +132,35 @@ impl InstanceService {
                 S::Error | S::Deleted => {}
             }
         }
+        self.remove_orphans(&mut report).await?;
         Ok(report)
+    }
+
+    /// Removes from the cluster every instance it still holds that dbtree no longer owns: its
+    /// record is in `error`, deleted, or unknown (a crash between steps, an engine left over).
+    async fn remove_orphans(&self, report: &mut ResyncReport) -> Result<(), InternalError> {
+        let deps = &self.deps;
+        let held = match deps.cluster.held_instances().await {
+            Ok(held) => held,
+            Err(_) => {
+                report.failures += 1;
+                return Ok(());
+            }
+        };
+        for id in held {
+            let owned = deps.store.instance(id).await?.is_some_and(|i| {
+                !matches!(i.status, InstanceStatus::Error | InstanceStatus::Deleted)
+            });
+            if owned {
+                continue;
+            }
+            match teardown(deps, id).await? {
+                Some(true) => report.orphans_removed += 1,
+                Some(false) => {}
+                None => report.failures += 1,
+            }
+        }
+        Ok(())
     }
 }
 
