@@ -43,7 +43,7 @@ impl InstanceApi {
         }
     }
 
-    fn detail(&self, instance: &Instance) -> InstanceDetailDto {
+    fn detail(&self, instance: &Instance, server: Option<String>) -> InstanceDetailDto {
         let connection = instance.node_port.map(|port| ConnectionDto {
             host: self.state.public_host.clone(),
             port: port.get(),
@@ -54,6 +54,7 @@ impl InstanceApi {
         InstanceDetailDto {
             instance: instance.into(),
             connection,
+            server,
         }
     }
 }
@@ -272,7 +273,8 @@ impl InstanceApi {
                 .get(who.user.id, id)
                 .await
                 .or_problem()?;
-            Ok(InstanceResponse::Ok(Json(self.detail(&instance))))
+            let server = self.state.app.instances.server_of(&instance).await;
+            Ok(InstanceResponse::Ok(Json(self.detail(&instance, server))))
         })
         .await
     }

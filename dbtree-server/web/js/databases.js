@@ -30,8 +30,17 @@ export function priceText(p) {
   return `${lemons(p.creationCost)} to create, then ${p.hourlyCost} per hour (${p.dailyCost} a day, ${p.monthlyCost} a month)`;
 }
 
+function fitOf(engine) {
+  return capacity?.fits?.find((f) => f.engine === engine);
+}
+
+/** Whether this server can run the engine at all (unknown capacity: assumed yes). */
+function available(engine) {
+  return fitOf(engine)?.available ?? true;
+}
+
 function fits(engine, size) {
-  return capacity?.fits?.find((f) => f.engine === engine)?.presets?.includes(size) ?? true;
+  return fitOf(engine)?.presets?.includes(size) ?? true;
 }
 
 function renderCapacity() {
@@ -53,6 +62,7 @@ function renderCapacity() {
   const head = h('tr', {}, h('th', { scope: 'col' }, 'Engine'), SIZES.map((s) => h('th', { scope: 'col' }, s)));
   const rows = Object.entries(ENGINES).map(([engine, name]) =>
     h('tr', {}, h('th', { scope: 'row' }, name), SIZES.map((size) => {
+      if (!available(engine)) return h('td', { className: 'fit no' }, '✗ not available');
       const ok = fits(engine, size);
       return h('td', { className: ok ? 'fit yes' : 'fit no' }, ok ? '✓ fits' : '✗ full');
     })));
@@ -67,6 +77,11 @@ function renderCapacity() {
 
 function renderPresets() {
   const groups = Object.entries(ENGINES).map(([engine, name]) => {
+    const fit = fitOf(engine);
+    if (!available(engine)) {
+      return h('section', { className: 'engine', 'aria-label': name }, h('h3', {}, name),
+        h('p', { className: 'badge full' }, `Not available on this server: ${fit?.unavailableReason ?? 'the engine is not installed'}`));
+    }
     const cards = SIZES.map((size) => presets.find((p) => p.engine === engine && p.preset === size))
       .filter(Boolean)
       .map((p) => {
@@ -83,7 +98,9 @@ function renderPresets() {
             onclick: () => openCreate({ engine: p.engine, preset: p.preset, resources: p.resources, price: p.price }),
           }, 'Create…'));
       });
-    return h('section', { className: 'engine', 'aria-label': name }, h('h3', {}, name), h('ul', { className: 'preset-grid' }, cards));
+    return h('section', { className: 'engine', 'aria-label': name }, h('h3', {}, name),
+      fit?.server ? h('p', { className: 'muted' }, `Runs on ${fit.server}`) : null,
+      h('ul', { className: 'preset-grid' }, cards));
   });
   fill($('presets'), groups);
 }

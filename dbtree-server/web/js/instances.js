@@ -39,7 +39,7 @@ function render() {
     h('td', {}, sizeText(i)),
     h('td', {}, statusBadge(i.status), i.statusReason ? h('span', { className: 'muted reason' }, ` ${i.statusReason}`) : null),
     h('td', { className: 'num' }, i.nodePort ?? '—'),
-    h('td', { className: 'num' }, `${i.price.hourlyCost}`),
+    h('td', { className: 'num' }, i.status === 'error' ? '—' : `${i.price.hourlyCost}`),
     h('td', {}, h('button', { type: 'button', 'aria-label': `Manage ${i.name}`, onclick: () => openDetail(i.id) }, 'Manage…')))));
 }
 
@@ -84,7 +84,10 @@ function renderDetail(d) {
   fill($('instance-detail'),
     h('dt', {}, 'Status'), h('dd', { id: 'instance-status' }, statusBadge(d.status), d.statusReason ? ` ${d.statusReason}` : ''),
     h('dt', {}, 'Size'), h('dd', {}, `${d.preset ? d.preset + ': ' : ''}${d.resources.cpu} vCPU · ${d.resources.memoryMib} MiB · ${d.resources.diskGib} GiB disk`),
-    h('dt', {}, 'Price'), h('dd', {}, `${lemons(d.price.hourlyCost)} per hour (created for ${lemons(d.price.creationCost)})`),
+    d.server ? h('dt', {}, 'Server') : null, d.server ? h('dd', { id: 'instance-server' }, d.server) : null,
+    h('dt', {}, 'Price'), h('dd', {}, d.status === 'error'
+      ? 'nothing per hour (it failed; the creation cost was refunded)'
+      : `${lemons(d.price.hourlyCost)} per hour (created for ${lemons(d.price.creationCost)})`),
     h('dt', {}, 'Host and port'), h('dd', {}, d.connection ? `${d.connection.host}:${d.connection.port}` : 'not assigned yet'),
     h('dt', {}, 'Connection URI'), h('dd', {}, uri
       ? h('span', { className: 'copy-row' }, h('code', { id: 'instance-uri' }, uri),
