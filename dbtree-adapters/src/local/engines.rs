@@ -228,10 +228,10 @@ impl Temporary {
 
 impl Drop for Temporary {
     fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                super::process::kill_now(pid);
-            }
+        if let Some(child) = self.0.as_mut()
+            && let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok())
+        {
+            super::process::kill_now(pid);
         }
     }
 }

@@ -37,9 +37,8 @@ pub(crate) async fn provision(
     if fresh.is_err() {
         state.record = None;
         // Whatever a half-done preparation left: processes, files, the account.
-        if let Some(run_as) = state.run_as.take() {
-            process::kill_user(run_as.uid).await;
-        }
+        kill_leftovers(shared, &state).await;
+        state.run_as = None;
         let _ = remove_dir(state.layout.dir.clone()).await;
         let _ = shared.host.accounts.remove(state.id).await;
         shared.forget(&slot, &mut state);
@@ -315,10 +314,10 @@ pub(crate) async fn kill_leftovers(shared: &Shared, state: &SlotState) {
             process::kill_now(pid);
         }
     }
-    if shared.host.accounts.per_instance() {
-        if let Ok(Some(run_as)) = shared.host.accounts.lookup(state.id) {
-            process::kill_user(run_as.uid).await;
-        }
+    if shared.host.accounts.per_instance()
+        && let Ok(Some(run_as)) = shared.host.accounts.lookup(state.id)
+    {
+        process::kill_user(run_as.uid).await;
     }
 }
 
@@ -341,7 +340,7 @@ pub(crate) async fn adopt(shared: &Arc<Shared>, slot: &Slot, state: &mut SlotSta
             }
         }
     } else {
-        stop(shared, state).await.map(|()| ())
+        stop(shared, state).await
     };
     if let Err(e) = outcome {
         shared.emit(state.id, Observation::Failed { reason: e.message });

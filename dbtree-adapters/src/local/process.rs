@@ -169,9 +169,10 @@ pub(crate) fn working_in(dir: &Path) -> Vec<(i32, String)> {
         .collect()
 }
 
-/// Kills (SIGKILL) every process of `uid`, waiting up to five seconds for them to go.
+/// Kills (SIGKILL) every process of `uid`, waiting up to five seconds for them to go. Never
+/// root's or the driver's own user's.
 pub(crate) async fn kill_user(uid: Uid) {
-    if uid.is_root() {
+    if uid.is_root() || uid == nix::unistd::geteuid() {
         return;
     }
     for _ in 0..50 {
