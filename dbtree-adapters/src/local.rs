@@ -130,13 +130,13 @@ impl LocalCluster {
     /// [`ClusterError`] (permanent) if the data directory cannot be created or, with
     /// per-instance accounts, cannot be reached by them.
     pub async fn start(config: LocalConfig) -> Result<LocalCluster, ClusterError> {
-        let accounts = Accounts::detect();
         let data_dir = config.data_dir;
         std::fs::create_dir_all(&data_dir).map_err(|e| io_error("creating", &data_dir, &e))?;
         let data_dir = data_dir
             .canonicalize()
             .map_err(|e| io_error("resolving", &data_dir, &e))?;
         let instances_dir = data_dir.join("instances");
+        let accounts = Accounts::detect(&instances_dir);
         make_instances_dir(&instances_dir)?;
         if accounts.per_instance() {
             host::make_traversable(&data_dir, &instances_dir)?;

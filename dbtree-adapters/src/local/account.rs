@@ -88,15 +88,23 @@ impl RunAs {
 pub(crate) struct Accounts {
     /// Root: one system account per instance.
     per_instance: bool,
+    /// The comment (GECOS) of this data directory's accounts: `dbtree <hash of the directory>`,
+    /// so that a driver only ever sweeps its own (several servers may share a machine).
+    marker: String,
     /// `useradd`/`userdel` lock the account files: one at a time.
     changing: tokio::sync::Mutex<()>,
 }
 
 impl Accounts {
-    /// Per-instance accounts when running as root, else the driver's own user.
-    pub(crate) fn detect() -> Accounts {
+    /// Per-instance accounts when running as root, else the driver's own user; accounts are
+    /// marked as belonging to `instances_dir`.
+    pub(crate) fn detect(instances_dir: &Path) -> Accounts {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(instances_dir.as_os_str().as_encoded_bytes());
+        let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Accounts {
             per_instance: geteuid().is_root(),
+            marker: format!("dbtree {hash}"),
             changing: tokio::sync::Mutex::new(()),
         }
     }
@@ -143,7 +151,7 @@ impl Accounts {
             "/usr/sbin/nologin",
             "--user-group",
             "--comment",
-            "dbtree instance",
+            self.marker.as_str(),
             name.as_str(),
         ];
         self.account_tool("useradd", &args).await?;
@@ -171,7 +179,7 @@ impl Accounts {
         self.account_tool("userdel", &[name]).await
     }
 
-    /// Per-instance accounts that exist on this machine (name and uid).
+    /// This data directory's instance accounts that exist on this machine (name and uid).
     pub(crate) fn existing(&self) -> Vec<(String, Uid)> {
         if !self.per_instance {
             return Vec::new();
@@ -182,12 +190,14 @@ impl Accounts {
         passwd
             .lines()
             .filter_map(|line| {
-                let mut fields = line.split(':');
-                let name = fields.next()?;
-                let uid = fields.nth(1)?.parse().ok()?;
-                let tail = &name.strip_prefix(ACCOUNT_PREFIX)?;
-                (tail.len() == 16 && tail.chars().all(|c| c.is_ascii_hexdigit()))
-                    .then(|| (name.to_owned(), Uid::from_raw(uid)))
+                let fields: Vec<&str> = line.split(':').collect();
+                let (name, uid, comment) = (fields.first()?, fields.get(2)?, fields.get(4)?);
+                let uid = uid.parse().ok()?;
+                let tail = name.strip_prefix(ACCOUNT_PREFIX)?;
+                (tail.len() == 16
+                    && tail.chars().all(|c| c.is_ascii_hexdigit())
+                    && *comment == self.marker)
+                    .then(|| ((*name).to_owned(), Uid::from_raw(uid)))
             })
             .collect()
     }

@@ -1,7 +1,8 @@
 //! At start, before adopting anything: what no instance owns is removed. A process working in
 //! an instance directory whose instance should not run (stopped, never finished provisioning,
-//! or whose directory is gone) is killed; an instance account whose instance directory is gone
-//! is removed with its processes.
+//! or whose directory is gone) is killed; an account this data directory made (its comment says
+//! so) whose instance directory is gone is removed with its processes. Other data directories'
+//! accounts and processes are never touched.
 
 use std::collections::HashSet;
 

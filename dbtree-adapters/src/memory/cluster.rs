@@ -38,6 +38,8 @@ pub struct ClusterScript {
     pub refuse_changes: Option<ClusterError>,
     /// What `delete` answers.
     pub teardown: Teardown,
+    /// Ports another program holds: `provision` on one of them is refused as port busy.
+    pub busy_ports: std::collections::BTreeSet<u16>,
 }
 
 impl Default for ClusterScript {
@@ -48,6 +50,7 @@ impl Default for ClusterScript {
             auto_report: true,
             refuse_changes: None,
             teardown: Teardown::Complete,
+            busy_ports: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -115,6 +118,12 @@ impl Cluster for MemoryCluster {
             let mut s = self.state.lock();
             if let Some(e) = s.script.refuse_provision.clone() {
                 return Err(e);
+            }
+            if s.script.busy_ports.contains(&request.node_port.get()) {
+                return Err(ClusterError::port_busy(format!(
+                    "port {} is already in use",
+                    request.node_port
+                )));
             }
             s.instances
                 .entry(request.instance)
@@ -191,5 +200,9 @@ impl Cluster for MemoryCluster {
         let (tx, rx) = unbounded();
         self.state.lock().subscribers.push(tx);
         Box::pin(rx)
+    }
+
+    async fn held_instances(&self) -> Result<Vec<InstanceId>, ClusterError> {
+        Ok(self.state.lock().instances.keys().copied().collect())
     }
 }

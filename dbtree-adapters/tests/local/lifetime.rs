@@ -98,6 +98,18 @@ fn working_in_instances(fx: &Fixture) -> Vec<i32> {
         .collect()
 }
 
+/// The comment (GECOS) field of a user.
+fn comment_of(name: &str) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<_> = l.split(':').collect();
+            (f[0] == name).then(|| f[4].to_owned())
+        })
+        .unwrap()
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z')))
@@ -133,15 +145,25 @@ async fn what_no_instance_owns_is_removed_at_start() {
         .spawn()
         .unwrap();
     std::fs::remove_dir_all(&gone_dir).unwrap();
-    // As root: an instance account whose instance is gone.
+    // As root: an account of this data directory whose instance is gone, and one of another
+    // data directory (another server on this machine), which is not ours to remove.
     let orphan_account = account_of(InstanceId::from_random_bytes(random_bytes()));
+    let foreign_account = account_of(InstanceId::from_random_bytes(random_bytes()));
     if is_root() {
-        let made = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
-            .arg(&orphan_account)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        let ours = comment_of(&account_of(stopped));
+        assert!(ours.starts_with("dbtree "), "{ours}");
+        for (account, comment) in [
+            (&orphan_account, ours.as_str()),
+            (&foreign_account, "dbtree 0000000000000000"),
+        ] {
+            let made = Command::new("useradd")
+                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+                .args(["--comment", comment])
+                .arg(account)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
     }
 
     drop(std::mem::replace(
@@ -165,6 +187,11 @@ async fn what_no_instance_owns_is_removed_at_start() {
     }
     if is_root() {
         assert_eq!(uid_of(&orphan_account), None, "the orphan account is left");
+        assert!(
+            uid_of(&foreign_account).is_some(),
+            "another data directory's account was removed"
+        );
+        let _ = Command::new("userdel").arg(&foreign_account).status();
         assert!(uid_of(&account_of(stopped)).is_some(), "a live instance lost its account");
     }
     assert!(refused(stopped_port), "the stopped instance was started");
