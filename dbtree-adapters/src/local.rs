@@ -147,10 +147,14 @@ impl LocalCluster {
                  instances is by database role only"
             );
         }
+        let mut binaries = Binaries::discover(config.ferretdb.as_deref());
+        if accounts.per_instance() {
+            host::share_ferretdb(&mut binaries, &data_dir)?;
+        }
         let shared = Arc::new(Shared::new(Host {
             bind_host: config.bind_host,
             accounts,
-            binaries: Binaries::discover(config.ferretdb.as_deref()),
+            binaries,
             instances_dir: instances_dir.clone(),
         }));
         let found =

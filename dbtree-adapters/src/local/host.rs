@@ -191,16 +191,44 @@ impl Host {
     }
 }
 
+/// With per-instance accounts, FerretDB (usually built into root's own cache, which no other
+/// account may enter) is copied to `data_dir/engines/ferretdb` (root's, mode 0755) when that copy
+/// differs, and run from there.
+pub(crate) fn share_ferretdb(binaries: &mut Binaries, data_dir: &Path) -> Result<(), ClusterError> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(program) = binaries.ferretdb.as_mut() else {
+        return Ok(());
+    };
+    let dir = data_dir.join("engines");
+    std::fs::create_dir_all(&dir).map_err(|e| io_error("creating", &dir, &e))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| io_error("setting the permissions of", &dir, &e))?;
+    let shared = dir.join("ferretdb");
+    let source = std::fs::metadata(&program.path)
+        .map_err(|e| io_error("inspecting", &program.path, &e))?;
+    let same = std::fs::metadata(&shared)
+        .is_ok_and(|copy| copy.len() == source.len() && copy.mtime() >= source.mtime());
+    if !same {
+        let temp = dir.join(".ferretdb.tmp");
+        std::fs::copy(&program.path, &temp).map_err(|e| io_error("copying", &program.path, &e))?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_error("setting the permissions of", &temp, &e))?;
+        std::fs::rename(&temp, &shared).map_err(|e| io_error("installing", &shared, &e))?;
+    }
+    program.path = shared;
+    Ok(())
+}
+
 /// With per-instance accounts, engines must reach their directories under `data_dir`: the data
-/// directory and `instances/` are made traversable by others (`o+x`, never listable), and
-/// every ancestor must already let others through.
+/// directory becomes 0701 and `instances/` 0711 (traversable by others, listable by no one but
+/// the server), and every ancestor must already let others through.
 pub(crate) fn make_traversable(data_dir: &Path, instances_dir: &Path) -> Result<(), ClusterError> {
     for dir in [data_dir, instances_dir] {
         let meta = std::fs::metadata(dir).map_err(|e| io_error("inspecting", dir, &e))?;
         let mode = if dir == instances_dir {
             0o711
         } else {
-            meta.permissions().mode() & 0o777 | 0o001
+            (meta.permissions().mode() & 0o700) | 0o001
         };
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
             .map_err(|e| io_error("setting the permissions of", dir, &e))?;

@@ -172,6 +172,7 @@ async fn what_no_instance_owns_is_removed_at_start() {
             .await
             .unwrap(),
     ));
+    fx.events = fx.cluster.events();
     let reaped = |child: &mut std::process::Child| {
         let pid = child.id();
         let _ = child.try_wait();

@@ -11,7 +11,7 @@ use super::fixture::*;
 
 /// A client signed in with `password` on the instance at `port` (the sign-in happens on the
 /// first command, a `ping` in the tenant's database).
-pub async fn mongo_with(
+pub(crate) async fn mongo_with(
     port: u16,
     password: &Password,
 ) -> Result<mongodb::Client, mongodb::error::Error> {
