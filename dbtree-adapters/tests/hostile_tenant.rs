@@ -132,7 +132,10 @@ async fn a_postgresql_tenant_owns_its_database_and_nothing_else() {
         .database("postgres")
         .ssl_mode(PgSslMode::Disable);
     let err = PgConnection::connect_with(&over_tcp).await.unwrap_err();
-    let code = err.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+    let code = err
+        .as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned());
     assert_eq!(code.as_deref(), Some("28000"), "{err}");
 
     if is_root() {
@@ -185,13 +188,28 @@ fn engine_accounts_reach_nothing_else(
     std::fs::write(&db, b"SQLite format 3\0").unwrap();
     std::fs::set_permissions(&db, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let (a_dir, b_dir) = (fx.instance_dir(a), fx.instance_dir(b));
-    assert!(as_account(a, "ls", &a_dir.join("engine")), "the check itself fails");
+    assert!(
+        as_account(a, "ls", &a_dir.join("engine")),
+        "the check itself fails"
+    );
     assert!(!as_account(a, "cat", &db), "reads the server's database");
     assert!(!as_account(a, "ls", data_dir), "lists the data directory");
-    assert!(!as_account(a, "ls", &data_dir.join("instances")), "lists the instances");
-    assert!(!as_account(a, "cat", &a_dir.join("admin.pw")), "reads its administrator password");
-    assert!(!as_account(a, "cat", &b_dir.join("admin.pw")), "reads another's password");
-    assert!(!as_account(a, "ls", &b_dir.join("engine")), "enters another instance");
+    assert!(
+        !as_account(a, "ls", &data_dir.join("instances")),
+        "lists the instances"
+    );
+    assert!(
+        !as_account(a, "cat", &a_dir.join("admin.pw")),
+        "reads its administrator password"
+    );
+    assert!(
+        !as_account(a, "cat", &b_dir.join("admin.pw")),
+        "reads another's password"
+    );
+    assert!(
+        !as_account(a, "ls", &b_dir.join("engine")),
+        "enters another instance"
+    );
     assert!(
         !as_account(a, "cat", &b_dir.join("engine/pgdata/PG_VERSION")),
         "reads another instance's data"
@@ -259,7 +277,11 @@ async fn a_redis_tenant_has_the_data_commands_and_nothing_that_touches_the_serve
         &["CLIENT", "LIST"],
         &["CLIENT", "KILL", "USER", "dbtree_admin"],
         &["INFO"],
-        &["EVAL", "return redis.call('CONFIG', 'SET', 'maxmemory', '0')", "0"],
+        &[
+            "EVAL",
+            "return redis.call('CONFIG', 'SET', 'maxmemory', '0')",
+            "0",
+        ],
     ] {
         let answer: redis::RedisResult<redis::Value> = run(attack).query_async(&mut con).await;
         let err = answer.expect_err(&format!("{attack:?} was allowed"));
@@ -296,10 +318,22 @@ async fn a_redis_tenant_has_the_data_commands_and_nothing_that_touches_the_serve
 
     if is_root() {
         let (a_dir, b_dir) = (fx.instance_dir(a), fx.instance_dir(b));
-        assert!(as_account(a, "ls", &a_dir.join("engine")), "the check itself fails");
-        assert!(!as_account(a, "cat", &b_dir.join("redis.conf")), "reads another's ACL");
-        assert!(!as_account(a, "cat", &a_dir.join("redis.conf")), "reads the driver's file");
-        assert!(!as_account(a, "ls", &b_dir.join("engine")), "enters another instance");
+        assert!(
+            as_account(a, "ls", &a_dir.join("engine")),
+            "the check itself fails"
+        );
+        assert!(
+            !as_account(a, "cat", &b_dir.join("redis.conf")),
+            "reads another's ACL"
+        );
+        assert!(
+            !as_account(a, "cat", &a_dir.join("redis.conf")),
+            "reads the driver's file"
+        );
+        assert!(
+            !as_account(a, "ls", &b_dir.join("engine")),
+            "enters another instance"
+        );
     }
     delete_and_check(&mut fx, a, port_a).await;
     delete_and_check(&mut fx, b, port_b).await;

@@ -47,7 +47,10 @@ async fn redis_lives_stops_starts_rotates_and_is_deleted() {
     let owner = std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
     if is_root() {
         let account = uid_of(&account_of(id)).expect("the instance has an account of its own");
-        assert_eq!(owner, account, "redis-server runs as the instance's account");
+        assert_eq!(
+            owner, account,
+            "redis-server runs as the instance's account"
+        );
         assert_eq!(engine_dir.uid(), account);
         assert_ne!(Some(owner), uid_of("redis"));
         assert_ne!(Some(owner), uid_of("postgres"));
@@ -330,4 +333,3 @@ async fn an_engine_that_cannot_start_is_reported_with_its_last_log_line() {
 fn own_uid() -> u32 {
     std::fs::metadata("/proc/self").unwrap().uid()
 }
-

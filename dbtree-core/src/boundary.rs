@@ -23,8 +23,8 @@ mod users;
 
 pub use clock::Clock;
 pub use cluster::{
-    Cluster, ClusterError, ClusterErrorKind, ClusterEvent, EngineSupport, EventStream,
-    Observation, ProvisionRequest, Teardown,
+    Cluster, ClusterError, ClusterErrorKind, ClusterEvent, EngineSupport, EventStream, Observation,
+    ProvisionRequest, Teardown,
 };
 pub use entropy::{Entropy, EntropyError};
 pub use error::BackendError;

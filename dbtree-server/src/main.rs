@@ -86,7 +86,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     match local {
         Some(local) if !config.keep_engines_running => {
             let stopped = local.shut_down().await;
-            tracing::info!(stopped, "local engines stopped (data kept; started again at the next start)");
+            tracing::info!(
+                stopped,
+                "local engines stopped (data kept; started again at the next start)"
+            );
         }
         Some(_) => tracing::info!("local engines keep running (--keep-engines-running)"),
         None => {}

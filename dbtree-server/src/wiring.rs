@@ -12,9 +12,7 @@ use dbtree_adapters::redis::{RedisQuizLock, RedisRateLimiter, connect};
 use dbtree_adapters::ses::SesMailer;
 use dbtree_adapters::sqlite::SqliteStore;
 use dbtree_adapters::system::{OsEntropy, SystemClock};
-use dbtree_core::boundary::{
-    Clock, Cluster, EngineSupport, Mailer, QuizLock, RateLimiter, Store,
-};
+use dbtree_core::boundary::{Clock, Cluster, EngineSupport, Mailer, QuizLock, RateLimiter, Store};
 use dbtree_core::instance::Engine;
 use dbtree_core::service::Deps;
 

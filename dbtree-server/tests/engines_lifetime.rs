@@ -169,7 +169,10 @@ async fn after_a_sigkill_mid_provisioning_no_engine_of_an_instance_not_running_s
         .unwrap_or(0)
         < 2
     {
-        assert!(started.elapsed() < Duration::from_secs(30), "provisioning never began");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "provisioning never began"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -116,7 +116,12 @@ impl Accounts {
 
     /// The account name of an instance.
     pub(crate) fn name_for(id: InstanceId) -> String {
-        let hex: String = id.to_string().chars().filter(|c| *c != '-').take(16).collect();
+        let hex: String = id
+            .to_string()
+            .chars()
+            .filter(|c| *c != '-')
+            .take(16)
+            .collect();
         format!("{ACCOUNT_PREFIX}{hex}")
     }
 

@@ -98,7 +98,9 @@ impl Layout {
     /// The instance's administrator password.
     pub(crate) fn read_admin_password(&self) -> std::io::Result<Password> {
         let text = std::fs::read_to_string(self.admin_password_path())?;
-        Ok(Password::from_secret(SecretString::from(text.trim().to_owned())))
+        Ok(Password::from_secret(SecretString::from(
+            text.trim().to_owned(),
+        )))
     }
 
     fn record_path(&self) -> PathBuf {

@@ -69,7 +69,10 @@ pub(crate) fn choose(
 ) -> Result<(Backend, &Program), ClusterError> {
     let found = match engine {
         Engine::Redis => binaries.redis_server.as_ref().map(|p| (Backend::Native, p)),
-        Engine::Postgresql => binaries.postgres.as_ref().map(|(_, p)| (Backend::Native, p)),
+        Engine::Postgresql => binaries
+            .postgres
+            .as_ref()
+            .map(|(_, p)| (Backend::Native, p)),
         Engine::Mongodb => binaries
             .mongod
             .as_ref()
@@ -131,7 +134,9 @@ pub(crate) async fn prepare(
     match (ctx.record.engine, ctx.record.backend) {
         (Engine::Redis, _) => redis::prepare(ctx, tenant, admin),
         (Engine::Postgresql, _) => postgres::prepare(ctx, tenant, admin).await,
-        (Engine::Mongodb, Backend::Native) => mongo::prepare(ctx, &program(ctx)?, tenant, admin).await,
+        (Engine::Mongodb, Backend::Native) => {
+            mongo::prepare(ctx, &program(ctx)?, tenant, admin).await
+        }
         (Engine::Mongodb, Backend::Ferretdb) => {
             ferretdb::prepare(ctx, &program(ctx)?, tenant, admin).await
         }
@@ -149,6 +154,13 @@ pub(crate) fn server_command(
         (Engine::Mongodb, Backend::Native) => (program, mongo::args(ctx), None),
         (Engine::Mongodb, Backend::Ferretdb) => (program, ferretdb::args(ctx), None),
     })
+}
+
+/// Clears what a killed engine may have left that would stop it from starting again.
+pub(crate) fn before_start(ctx: Ctx<'_>) {
+    if (ctx.record.engine, ctx.record.backend) == (Engine::Mongodb, Backend::Ferretdb) {
+        ferretdb::clear_stale_socket(ctx);
+    }
 }
 
 /// The signal for a quick, clean shutdown (PostgreSQL's "fast" mode is SIGINT).

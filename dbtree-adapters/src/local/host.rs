@@ -41,10 +41,10 @@ impl Binaries {
         let path: Vec<PathBuf> = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
-        let pg_dirs = path
-            .iter()
-            .cloned()
-            .chain(versioned_dirs(Path::new("/usr/lib/postgresql"), "", "bin"));
+        let pg_dirs =
+            path.iter()
+                .cloned()
+                .chain(versioned_dirs(Path::new("/usr/lib/postgresql"), "", "bin"));
         let postgres = pg_dirs.into_iter().find_map(|dir| {
             let initdb = executable(&dir, "initdb")?;
             let postgres = executable(&dir, "postgres")?;
@@ -53,7 +53,13 @@ impl Binaries {
                 let v = out.split_whitespace().nth(2)?;
                 Some(format!("PostgreSQL {v}"))
             });
-            Some((initdb, Program { path: postgres, server }))
+            Some((
+                initdb,
+                Program {
+                    path: postgres,
+                    server,
+                },
+            ))
         });
         let find = |name: &str| path.iter().find_map(|dir| executable(dir, name));
         let redis_server = find("redis-server").map(|p| {
@@ -204,8 +210,8 @@ pub(crate) fn share_ferretdb(binaries: &mut Binaries, data_dir: &Path) -> Result
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
         .map_err(|e| io_error("setting the permissions of", &dir, &e))?;
     let shared = dir.join("ferretdb");
-    let source = std::fs::metadata(&program.path)
-        .map_err(|e| io_error("inspecting", &program.path, &e))?;
+    let source =
+        std::fs::metadata(&program.path).map_err(|e| io_error("inspecting", &program.path, &e))?;
     let same = std::fs::metadata(&shared)
         .is_ok_and(|copy| copy.len() == source.len() && copy.mtime() >= source.mtime());
     if !same {
@@ -256,15 +262,33 @@ mod tests {
     #[test]
     fn versions_sort_highest_first() {
         let root = tempfile::tempdir().unwrap();
-        for v in ["9.6", "15", "13", "notaversion", "ferretdb-v1.24.2", "ferretdb-v1.9.0"] {
+        for v in [
+            "9.6",
+            "15",
+            "13",
+            "notaversion",
+            "ferretdb-v1.24.2",
+            "ferretdb-v1.9.0",
+        ] {
             std::fs::create_dir_all(root.path().join(v).join("bin")).unwrap();
         }
         let names = |dirs: Vec<PathBuf>| -> Vec<String> {
             dirs.iter()
-                .map(|d| d.parent().unwrap().file_name().unwrap().to_str().unwrap().to_owned())
+                .map(|d| {
+                    d.parent()
+                        .unwrap()
+                        .file_name()
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_owned()
+                })
                 .collect()
         };
-        assert_eq!(names(versioned_dirs(root.path(), "", "bin")), ["15", "13", "9.6"]);
+        assert_eq!(
+            names(versioned_dirs(root.path(), "", "bin")),
+            ["15", "13", "9.6"]
+        );
         assert_eq!(
             names(versioned_dirs(root.path(), "ferretdb-v", "bin")),
             ["ferretdb-v1.24.2", "ferretdb-v1.9.0"]

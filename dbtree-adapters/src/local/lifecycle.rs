@@ -177,6 +177,7 @@ pub(crate) async fn start(
         run_as: &run_as,
     };
     let (program, args, stdin) = engines::server_command(ctx)?;
+    engines::before_start(ctx);
     let binary = engines::server_binary(record.engine, record.backend);
     let child = process::spawn(&program, &args, stdin, &state.layout, &run_as)
         .await

@@ -54,7 +54,10 @@ async fn a_shutdown_stops_every_engine_and_the_next_driver_brings_them_back() {
     drop(pg);
 
     assert_eq!(fx.cluster.shut_down().await, 2);
-    assert!(refused(redis_port) && refused(pg_port), "an engine still listens");
+    assert!(
+        refused(redis_port) && refused(pg_port),
+        "an engine still listens"
+    );
     assert!(
         working_in_instances(&fx).is_empty(),
         "engine processes survive the shutdown"
@@ -111,8 +114,10 @@ fn comment_of(name: &str) -> String {
 }
 
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +162,12 @@ async fn what_no_instance_owns_is_removed_at_start() {
             (&foreign_account, "dbtree 0000000000000000"),
         ] {
             let made = Command::new("useradd")
-                .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                ])
                 .args(["--comment", comment])
                 .arg(account)
                 .status()
@@ -193,7 +203,10 @@ async fn what_no_instance_owns_is_removed_at_start() {
             "another data directory's account was removed"
         );
         let _ = Command::new("userdel").arg(&foreign_account).status();
-        assert!(uid_of(&account_of(stopped)).is_some(), "a live instance lost its account");
+        assert!(
+            uid_of(&account_of(stopped)).is_some(),
+            "a live instance lost its account"
+        );
     }
     assert!(refused(stopped_port), "the stopped instance was started");
     delete_and_check(&mut fx, stopped, stopped_port).await;

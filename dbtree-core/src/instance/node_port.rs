@@ -167,9 +167,15 @@ mod tests {
         busy.hold(NodePort(30000), t0 + minutes(5));
         let p = busy.policy_without_held(&NodePortPolicy::default(), t0);
         assert_eq!(p.lowest_free(&BTreeSet::new()), Ok(NodePort(30001)));
-        assert!(p.reserved.contains(&30080), "the configured ports stay reserved");
+        assert!(
+            p.reserved.contains(&30080),
+            "the configured ports stay reserved"
+        );
         assert_eq!(busy.held(t0 + minutes(9)), BTreeSet::from([30000]));
-        assert!(busy.held(t0 + minutes(10)).is_empty(), "retried once the hold ends");
+        assert!(
+            busy.held(t0 + minutes(10)).is_empty(),
+            "retried once the hold ends"
+        );
         let p = busy.policy_without_held(&NodePortPolicy::default(), t0 + minutes(10));
         assert_eq!(p.lowest_free(&BTreeSet::new()), Ok(NodePort(30000)));
     }

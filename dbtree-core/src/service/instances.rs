@@ -242,8 +242,7 @@ impl InstanceService {
                 Ok(()) => break,
                 Err(failure) => failure,
             };
-            let moved = if failure.kind == ClusterErrorKind::PortBusy
-                && skipped < BUSY_PORT_RETRIES
+            let moved = if failure.kind == ClusterErrorKind::PortBusy && skipped < BUSY_PORT_RETRIES
             {
                 skipped += 1;
                 self.skip_busy_port(id, node_port, now).await?

@@ -242,7 +242,10 @@ async fn a_port_busy_on_the_host_is_held_aside_and_the_next_port_used() {
         .await
         .unwrap();
     assert_eq!(second.instance.node_port.map(|p| p.get()), Some(30003));
-    app.instances.delete(ann.id, second.instance.id).await.unwrap();
+    app.instances
+        .delete(ann.id, second.instance.id)
+        .await
+        .unwrap();
     // … and tried again once the hold is over
     sb.clock.advance(TimeDelta::minutes(11));
     let third = app
@@ -263,7 +266,10 @@ async fn the_cluster_s_orphans_are_removed_on_resync() {
         .create(&ann, name("cache"), preset(Engine::Redis, PresetSize::Tiny))
         .await
         .unwrap();
-    app.instances.observe(&ready(created.instance.id)).await.unwrap();
+    app.instances
+        .observe(&ready(created.instance.id))
+        .await
+        .unwrap();
     // an engine left by a crash: the cluster holds it, dbtree has no record of it
     let orphan = InstanceId::from_random_bytes([9; 16]);
     let request = dbtree_core::boundary::ProvisionRequest {

@@ -120,6 +120,11 @@ pub(super) fn args(ctx: Ctx<'_>) -> Vec<OsString> {
     args
 }
 
+/// Removes the socket a killed FerretDB left (it would refuse to listen on it again).
+pub(super) fn clear_stale_socket(ctx: Ctx<'_>) {
+    let _ = std::fs::remove_file(ctx.layout.engine_path(SOCKET));
+}
+
 /// Ready when the private socket and the port accept connections.
 pub(super) async fn probe(ctx: Ctx<'_>) -> Result<(), String> {
     tokio::net::UnixStream::connect(ctx.layout.engine_path(SOCKET))
