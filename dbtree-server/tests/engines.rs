@@ -197,13 +197,13 @@ async fn lifecycle(
         "the password is shown again"
     );
     assert_eq!(detail["connection"]["port"], instance.port);
-    let server = detail["server"].as_str().unwrap_or_default();
+    let backed_by = detail["server"].as_str().unwrap_or_default();
     let expected = match instance.engine {
         "redis" => "Redis ",
         "postgresql" => "PostgreSQL ",
         _ => "MongoDB-compatible: FerretDB 1.24",
     };
-    assert!(server.starts_with(expected), "{}", detail);
+    assert!(backed_by.starts_with(expected), "{}", detail);
     serving(instance.engine, &instance.uri).await;
     write(instance).await;
     assert_value_there(instance).await;

@@ -1,4 +1,5 @@
 //! Real database clients on the URIs the API hands out, and polling with a deadline.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! The real `dbtree-server` binary on the embedded default (SQLite in its data directory, the
 //! local engine driver), with every line it logs captured, and the engines it started reaped
 //! even when a test fails half-way.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
