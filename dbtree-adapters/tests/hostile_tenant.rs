@@ -285,9 +285,9 @@ async fn a_redis_tenant_has_the_data_commands_and_nothing_that_touches_the_serve
     ] {
         let answer: redis::RedisResult<redis::Value> = run(attack).query_async(&mut con).await;
         let err = answer.expect_err(&format!("{attack:?} was allowed"));
-        let text = err.to_string();
+        let text = err.to_string().to_ascii_lowercase();
         assert!(
-            text.contains("NOPERM") || text.contains("command not allowed"),
+            text.contains("noperm") || text.contains("not allowed"),
             "{attack:?}: {err}"
         );
     }
