@@ -20,8 +20,9 @@
 //!
 //! # Files
 //!
-//! Instances live in `data_dir/instances/<instance-id>/` (`instances/` is mode 0711: reachable,
-//! not listable). That directory belongs to the driver and holds `instance.json` (engine, port,
+//! The data directory is set to [`data_dir_mode`]: 0700, or 0701 as root (instance accounts pass
+//! through it, never list it). Instances live in `data_dir/instances/<instance-id>/`
+//! (`instances/` is mode 0711 as root: reachable, not listable; else 0700). That directory belongs to the driver and holds `instance.json` (engine, port,
 //! resources, desired run state, server; never a password), `admin.pw`, the engine's pid and
 //! its log, and the engine's configuration (Redis's is handed to it on standard input). Its
 //! `engine/` directory belongs to the instance's account (mode 0700) and holds the engine's
@@ -101,6 +102,15 @@ impl LocalConfig {
     }
 }
 
+/// The mode of a data directory the local driver runs instances under, the one rule for it
+/// (the server applies it too): 0700 (its owner only) when engines run as the server's own
+/// user, i.e. not running as root; 0701 when running as root, because each instance's own
+/// system account must pass through it to reach its directory (traverse, never list).
+#[must_use]
+pub fn data_dir_mode() -> u32 {
+    host::data_dir_mode(Accounts::per_instance_here())
+}
+
 /// Runs instances as database processes on this machine.
 pub struct LocalCluster {
     shared: Arc<Shared>,
@@ -137,9 +147,8 @@ impl LocalCluster {
             .map_err(|e| io_error("resolving", &data_dir, &e))?;
         let instances_dir = data_dir.join("instances");
         let accounts = Accounts::detect(&instances_dir);
-        make_instances_dir(&instances_dir)?;
+        host::set_modes(&data_dir, &instances_dir, accounts.per_instance())?;
         if accounts.per_instance() {
-            host::make_traversable(&data_dir, &instances_dir)?;
             tracing::info!("local engines: each instance runs as a system account of its own");
         } else {
             tracing::warn!(
@@ -217,14 +226,6 @@ impl LocalCluster {
         self.shared.abort_all();
         stopped
     }
-}
-
-/// `data_dir/instances`: the driver's, traversable (not listable) by the engines' accounts.
-fn make_instances_dir(dir: &std::path::Path) -> Result<(), ClusterError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| io_error("creating", dir, &e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
-        .map_err(|e| io_error("setting the permissions of", dir, &e))
 }
 
 impl Drop for LocalCluster {

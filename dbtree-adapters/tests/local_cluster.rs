@@ -36,6 +36,12 @@ async fn redis_lives_stops_starts_rotates_and_is_deleted() {
     let engine_dir = std::fs::metadata(dir.join("engine")).unwrap();
     assert_eq!(engine_dir.mode() & 0o777, 0o700);
     assert_no_secret_on_disk(&dir, &pw, &[]);
+    // The data directory: its owner only, plus traversal (never listing) for the instances'
+    // own accounts when running as root; the one rule the server applies too.
+    let data_dir = std::fs::metadata(fx.dir.path()).unwrap().mode() & 0o777;
+    let expected = if is_root() { 0o701 } else { 0o700 };
+    assert_eq!(data_dir, expected, "data directory mode {data_dir:o}");
+    assert_eq!(dbtree_adapters::local::data_dir_mode(), expected);
 
     let mut con = redis_with(port, &pw).await.unwrap();
     let () = con.set("fruit", "lemon").await.unwrap();

@@ -103,10 +103,16 @@ impl Accounts {
         let digest = Sha256::digest(instances_dir.as_os_str().as_encoded_bytes());
         let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Accounts {
-            per_instance: geteuid().is_root(),
+            per_instance: Self::per_instance_here(),
             marker: format!("dbtree {hash}"),
             changing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Whether a driver in this process gives every instance an account of its own: it runs
+    /// as root.
+    pub(crate) fn per_instance_here() -> bool {
+        geteuid().is_root()
     }
 
     /// Whether every instance gets an account of its own.

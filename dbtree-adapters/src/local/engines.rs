@@ -79,10 +79,13 @@ pub(crate) fn choose(
             .map(|p| (Backend::Native, p))
             .or_else(|| binaries.ferretdb.as_ref().map(|p| (Backend::Ferretdb, p))),
     };
-    found.ok_or_else(|| ClusterError::permanent(missing(engine)))
+    found.ok_or_else(|| ClusterError::permanent(missing(engine, binaries)))
 }
 
-fn missing(engine: Engine) -> String {
+fn missing(engine: Engine, binaries: &Binaries) -> String {
+    if let (Engine::Mongodb, Some(refused)) = (engine, &binaries.ferretdb_refused) {
+        return format!("mongod is not installed, and {refused}");
+    }
     match engine {
         Engine::Redis => "redis-server is not installed (Debian: apt-get install redis-server)",
         Engine::Postgresql => {

@@ -10,6 +10,8 @@ use dbtree_core::ids::InstanceId;
 use super::account::Accounts;
 use super::disk::Layout;
 
+mod ferretdb;
+
 /// An io error as a cluster error naming what was done to which path.
 pub(crate) fn io_error(doing: &str, path: &Path, e: &std::io::Error) -> ClusterError {
     ClusterError::transient(format!("{doing} {}: {e}", path.display()))
@@ -31,12 +33,15 @@ pub(crate) struct Binaries {
     pub(crate) postgres: Option<(PathBuf, Program)>,
     pub(crate) mongod: Option<Program>,
     pub(crate) ferretdb: Option<Program>,
+    /// Why the FerretDB found (none usable) cannot serve, if one was found.
+    pub(crate) ferretdb_refused: Option<String>,
 }
 
 impl Binaries {
     /// Looks on `PATH`; for PostgreSQL also in `/usr/lib/postgresql/*/bin` (highest version
     /// first); for FerretDB the given path, then `PATH`, then the cache `.ci/ferretdb` builds
-    /// (`~/.cache/dbtree/ferretdb-<version>/bin`, highest version first).
+    /// (`~/.cache/dbtree/ferretdb-<version>/bin`, highest version first): the first of those
+    /// built by `.ci/ferretdb` (see [`ferretdb`]).
     pub(crate) fn discover(ferretdb: Option<&Path>) -> Binaries {
         let path: Vec<PathBuf> = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).collect())
@@ -78,32 +83,27 @@ impl Binaries {
             });
             Program { path: p, server }
         });
-        let ferretdb = ferretdb
+        let candidates = ferretdb
             .map(Path::to_path_buf)
             .filter(|p| is_executable(p))
-            .or_else(|| find("ferretdb"))
-            .or_else(|| {
-                let cache = PathBuf::from(std::env::var_os("HOME")?).join(".cache/dbtree");
-                versioned_dirs(&cache, "ferretdb-v", "bin")
-                    .into_iter()
-                    .find_map(|dir| executable(&dir, "ferretdb"))
-            })
-            .map(|p| {
-                let server = version_of(&p, "--version", |out| {
-                    // "version: v1.24.2"
-                    let v = out.lines().find_map(|l| l.strip_prefix("version: "))?;
-                    Some(format!(
-                        "MongoDB-compatible: FerretDB {}",
-                        v.trim().trim_start_matches('v')
-                    ))
-                });
-                Program { path: p, server }
-            });
+            .into_iter()
+            .chain(find("ferretdb"))
+            .chain(std::env::var_os("HOME").into_iter().flat_map(|home| {
+                versioned_dirs(
+                    &PathBuf::from(home).join(".cache/dbtree"),
+                    "ferretdb-v",
+                    "bin",
+                )
+                .into_iter()
+                .filter_map(|dir| executable(&dir, "ferretdb"))
+            }));
+        let (ferretdb, ferretdb_refused) = ferretdb::choose(candidates);
         Binaries {
             redis_server,
             postgres,
             mongod,
             ferretdb,
+            ferretdb_refused,
         }
     }
 }
@@ -119,7 +119,11 @@ fn executable(dir: &Path, name: &str) -> Option<PathBuf> {
 
 /// Runs `program flag` (at most two seconds) and reads its version with `parse`; the file name
 /// if that fails.
-fn version_of(program: &Path, flag: &str, parse: impl Fn(&str) -> Option<String>) -> String {
+pub(crate) fn version_of(
+    program: &Path,
+    flag: &str,
+    parse: impl Fn(&str) -> Option<String>,
+) -> String {
     let fallback = || {
         program
             .file_name()
@@ -225,19 +229,30 @@ pub(crate) fn share_ferretdb(binaries: &mut Binaries, data_dir: &Path) -> Result
     Ok(())
 }
 
-/// With per-instance accounts, engines must reach their directories under `data_dir`: the data
-/// directory becomes 0701 and `instances/` 0711 (traversable by others, listable by no one but
-/// the server), and every ancestor must already let others through.
-pub(crate) fn make_traversable(data_dir: &Path, instances_dir: &Path) -> Result<(), ClusterError> {
-    for dir in [data_dir, instances_dir] {
-        let meta = std::fs::metadata(dir).map_err(|e| io_error("inspecting", dir, &e))?;
-        let mode = if dir == instances_dir {
-            0o711
-        } else {
-            (meta.permissions().mode() & 0o700) | 0o001
-        };
+/// The data directory's mode: see [`crate::local::data_dir_mode`].
+pub(crate) const fn data_dir_mode(per_instance_accounts: bool) -> u32 {
+    if per_instance_accounts { 0o701 } else { 0o700 }
+}
+
+/// Sets the data directory to [`data_dir_mode`] and `instances/` (created if missing) to 0711
+/// with per-instance accounts (reachable, not listable), else 0700. With per-instance accounts
+/// every ancestor of the data directory must already let others through.
+pub(crate) fn set_modes(
+    data_dir: &Path,
+    instances_dir: &Path,
+    per_instance_accounts: bool,
+) -> Result<(), ClusterError> {
+    std::fs::create_dir_all(instances_dir).map_err(|e| io_error("creating", instances_dir, &e))?;
+    let instances_mode = if per_instance_accounts { 0o711 } else { 0o700 };
+    for (dir, mode) in [
+        (data_dir, data_dir_mode(per_instance_accounts)),
+        (instances_dir, instances_mode),
+    ] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
             .map_err(|e| io_error("setting the permissions of", dir, &e))?;
+    }
+    if !per_instance_accounts {
+        return Ok(());
     }
     for ancestor in data_dir.ancestors().skip(1) {
         let Ok(meta) = std::fs::metadata(ancestor) else {
