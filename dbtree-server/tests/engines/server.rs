@@ -114,27 +114,46 @@ pub(crate) fn engine_processes(data_dir: &Path) -> Vec<i32> {
 }
 
 /// The `ferretdb` binary `.ci/ferretdb` builds (or `DBTREE_FERRETDB`); fails at once, naming
-/// the script, when it is missing.
+/// the script, when it is missing or is not such a build (dbtree runs only FerretDB built by
+/// `.ci/ferretdb`, whose SCRAM sign-in completes with the Rust driver).
 pub(crate) fn ferretdb() -> PathBuf {
-    if let Some(path) = std::env::var_os("DBTREE_FERRETDB") {
-        return PathBuf::from(path);
-    }
     let cache = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dbtree");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/ferretdb"))
-        .filter(|p| p.exists())
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
+    let path = ferretdb_found().unwrap_or_else(|| {
         panic!(
-            "MongoDB instances need FerretDB here (no mongod): run .ci/ferretdb first (it builds \
-             FerretDB into {}), or set DBTREE_FERRETDB",
+            "MongoDB instances need FerretDB here (no mongod): run .ci/ferretdb first (it \
+             builds FerretDB into {}), or set DBTREE_FERRETDB",
             cache.display()
         )
-    })
+    });
+    let says = Command::new(&path)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        says.lines().any(|l| l == "package: dbtree+scram-done"),
+        "{} is not a FerretDB built by .ci/ferretdb: run .ci/ferretdb",
+        path.display()
+    );
+    path
+}
+
+/// `DBTREE_FERRETDB`, else the newest FerretDB `.ci/ferretdb` built, if any.
+fn ferretdb_found() -> Option<PathBuf> {
+    let cache = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dbtree");
+    std::env::var_os("DBTREE_FERRETDB")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("bin/ferretdb"))
+                .filter(|p| p.exists())
+                .collect();
+            found.sort();
+            found.pop()
+        })
 }
 
 /// Whether nothing listens on `port` (a connection is refused).
@@ -221,8 +240,10 @@ impl Server {
             .env("DBTREE_LISTEN", format!("127.0.0.1:{port}"))
             .env("DBTREE_NODE_PORT_FIRST", node_ports.0.to_string())
             .env("DBTREE_NODE_PORT_LAST", node_ports.1.to_string())
-            .env("DBTREE_FERRETDB", ferretdb())
             .env("DBTREE_LOG", "debug");
+        if let Some(ferretdb) = ferretdb_found() {
+            command.env("DBTREE_FERRETDB", ferretdb);
+        }
         for (key, value) in env {
             command.env(key, value);
         }

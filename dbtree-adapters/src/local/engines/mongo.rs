@@ -1,10 +1,14 @@
 //! MongoDB with `mongod` (standalone, `--auth`). Preparation runs `mongod` once, reachable only
-//! on its private unix socket: through the localhost exception the driver creates the
-//! administrator (`root`), then, signed in as it, the tenant's user with `dbOwner` on its
-//! database only.
+//! on unix sockets in the instance's private directory (`--bind_ip` takes a socket path, so no
+//! TCP port is open while the first user does not exist): through the localhost exception (a
+//! unix socket counts as localhost) the driver creates the administrator (`root`), then, signed
+//! in as it, the tenant's user with `dbOwner` on its database only. Once a user exists the
+//! exception closes. The driver always talks to `mongod` over the socket it keeps in
+//! `--unixSocketPrefix` (`mongodb-<port>.sock`, mode `--filePermissions` 0700).
 //!
-//! Not verified on the development machines (Debian does not package `mongod`); FerretDB is
-//! what runs there.
+//! Written from MongoDB's documentation (`net.bindIp` accepts "full Unix domain socket paths";
+//! `net.unixDomainSocket`; the localhost exception) and NOT verified on the development
+//! machines: Debian does not package `mongod`, so FerretDB is what runs there.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,8 @@ use crate::local::host::io_error;
 use crate::local::process;
 
 const DBPATH: &str = "db";
+/// The socket the preparation run listens on instead of a TCP address.
+const SETUP_SOCKET: &str = "setup.sock";
 
 /// `mongod`'s socket for `port` in the instance's private directory.
 fn socket(ctx: Ctx<'_>) -> PathBuf {
@@ -59,12 +65,23 @@ pub(super) async fn prepare(
     let db = ctx.layout.engine_path(DBPATH);
     create_private_dir(&db, ctx.run_as).map_err(|e| io_error("creating", &db, &e))?;
     let mut args = common(ctx);
+    // Not the default socket's path: `mongod` adds that one itself.
+    args.extend([
+        "--bind_ip".into(),
+        ctx.layout.engine_path(SETUP_SOCKET).into_os_string(),
+    ]);
     let socket = socket(ctx);
-    args.extend(["--bind_ip".into(), socket.clone().into_os_string()]);
+    let log = ctx
+        .layout
+        .open_log()
+        .map_err(|e| io_error("opening the log in", &ctx.layout.dir, &e))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| io_error("opening the log in", &ctx.layout.dir, &e))?;
     let mut command = process::command(program, &args, &ctx.layout.engine_dir(), ctx.run_as);
     command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
         .process_group(0);
     let child = command
         .spawn()
@@ -95,7 +112,9 @@ pub(super) async fn prepare(
         .await
         .map_err(failed("creating the tenant's user"))?;
     drop(client);
-    server.stop(Signal::SIGTERM).await
+    server.stop(Signal::SIGTERM).await?;
+    let _ = std::fs::remove_file(ctx.layout.engine_path(SETUP_SOCKET));
+    Ok(())
 }
 
 pub(super) fn args(ctx: Ctx<'_>) -> Vec<OsString> {
