@@ -149,7 +149,18 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// A driver on a fresh data directory; fails at once, naming the Debian package, if
+    /// `redis-server` or PostgreSQL's server programs (the engines) are not installed.
     pub async fn new() -> Fixture {
+        for program in dbtree_testkit::Program::ALL {
+            assert!(
+                program.locate().is_ok(),
+                "the local engines need {} here: install the Debian package `{}`, or run the \
+                 tests with `cargo xtask test`, which installs what is missing",
+                program.describe(),
+                program.debian_package()
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         let cluster = LocalCluster::start(LocalConfig::new(dir.path()))
             .await

@@ -10,9 +10,11 @@ use dbtree_adapters::local::{LocalCluster, LocalConfig};
 use dbtree_core::boundary::{Cluster, ClusterErrorKind};
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Engine, RunState};
+use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
 
 use super::fixture::*;
+use super::mongodb::mongo_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_port_is_refused_as_busy_and_leaves_nothing() {
@@ -39,10 +41,13 @@ async fn a_busy_port_is_refused_as_busy_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_stops_every_engine_and_the_next_driver_brings_them_back() {
     let mut fx = Fixture::new().await;
-    let (pw_redis, pw_pg) = (password(), password());
+    fx.require_mongodb();
+    let (pw_redis, pw_pg, pw_mongo) = (password(), password(), password());
     let (redis_id, redis_port) = fx.provision(Engine::Redis, &pw_redis).await;
     let (pg_id, pg_port) = fx.provision(Engine::Postgresql, &pw_pg).await;
-    all_ready(&mut fx.events, &[redis_id, pg_id]).await;
+    let (mongo_id, mongo_port) = fx.provision(Engine::Mongodb, &pw_mongo).await;
+    let all = [redis_id, pg_id, mongo_id];
+    all_ready(&mut fx.events, &all).await;
     let mut con = redis_with(redis_port, &pw_redis).await.unwrap();
     let () = con.set("fruit", "lemon").await.unwrap();
     drop(con);
@@ -52,10 +57,18 @@ async fn a_shutdown_stops_every_engine_and_the_next_driver_brings_them_back() {
         .await
         .unwrap();
     drop(pg);
+    let mongo = mongo_with(mongo_port, &pw_mongo).await.unwrap();
+    mongo
+        .database("dbtree")
+        .collection::<Document>("fruit")
+        .insert_one(doc! { "name": "lemon" })
+        .await
+        .unwrap();
+    drop(mongo);
 
-    assert_eq!(fx.cluster.shut_down().await, 2);
+    assert_eq!(fx.cluster.shut_down().await, 3);
     assert!(
-        refused(redis_port) && refused(pg_port),
+        refused(redis_port) && refused(pg_port) && refused(mongo_port),
         "an engine still listens"
     );
     assert!(
@@ -67,7 +80,7 @@ async fn a_shutdown_stops_every_engine_and_the_next_driver_brings_them_back() {
         .await
         .unwrap();
     fx.events = fx.cluster.events();
-    all_ready(&mut fx.events, &[redis_id, pg_id]).await;
+    all_ready(&mut fx.events, &all).await;
     let mut con = redis_with(redis_port, &pw_redis).await.unwrap();
     let fruit: String = con.get("fruit").await.unwrap();
     assert_eq!(fruit, "lemon");
@@ -78,8 +91,19 @@ async fn a_shutdown_stops_every_engine_and_the_next_driver_brings_them_back() {
         .unwrap();
     assert_eq!(name, "lemon");
     drop(pg);
+    let mongo = mongo_with(mongo_port, &pw_mongo).await.unwrap();
+    let found = mongo
+        .database("dbtree")
+        .collection::<Document>("fruit")
+        .find_one(doc! {})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.get_str("name").unwrap(), "lemon");
+    drop(mongo);
     delete_and_check(&mut fx, redis_id, redis_port).await;
     delete_and_check(&mut fx, pg_id, pg_port).await;
+    delete_and_check(&mut fx, mongo_id, mongo_port).await;
 }
 
 /// Pids of processes whose working directory is under the fixture's `instances/`.

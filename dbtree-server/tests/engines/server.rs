@@ -227,6 +227,16 @@ impl Server {
     }
 
     async fn boot(dir: tempfile::TempDir, node_ports: (u16, u16), env: &[(&str, &str)]) -> Server {
+        // The engines are the installed programs: a missing one fails here, naming its package.
+        for program in dbtree_testkit::Program::ALL {
+            assert!(
+                program.locate().is_ok(),
+                "the local engines need {} here: install the Debian package `{}`, or run the \
+                 tests with `cargo xtask test`, which installs what is missing",
+                program.describe(),
+                program.debian_package()
+            );
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
