@@ -5,6 +5,8 @@
 
 mod local {
     pub(crate) mod fixture;
+    pub(crate) mod hostile_mongodb;
+    pub(crate) mod mongo_client;
 }
 
 use std::os::unix::fs::MetadataExt;

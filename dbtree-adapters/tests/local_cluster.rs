@@ -6,6 +6,7 @@
 mod local {
     pub(crate) mod fixture;
     pub(crate) mod lifetime;
+    pub(crate) mod mongo_client;
     pub(crate) mod mongodb;
 }
 

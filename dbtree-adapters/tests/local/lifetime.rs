@@ -14,7 +14,7 @@ use mongodb::bson::{Document, doc};
 use redis::AsyncCommands;
 
 use super::fixture::*;
-use super::mongodb::mongo_with;
+use super::mongo_client::mongo_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_port_is_refused_as_busy_and_leaves_nothing() {

@@ -4,37 +4,11 @@
 use std::os::unix::fs::MetadataExt;
 
 use dbtree_core::boundary::{Cluster, Observation};
-use dbtree_core::instance::{Credentials, Engine, Password, RunState};
+use dbtree_core::instance::{Credentials, Engine, RunState};
 use mongodb::bson::{Document, doc};
 
 use super::fixture::*;
-
-/// A client signed in with `password` on the instance at `port` (the sign-in happens on the
-/// first command, a `ping` in the tenant's database).
-pub(crate) async fn mongo_with(
-    port: u16,
-    password: &Password,
-) -> Result<mongodb::Client, mongodb::error::Error> {
-    let uri = format!(
-        "{}&serverSelectionTimeoutMS=5000&connectTimeoutMS=5000",
-        Engine::Mongodb.connection_uri("127.0.0.1", port, password.expose())
-    );
-    let client = mongodb::Client::with_uri_str(uri).await?;
-    client
-        .database(Engine::Mongodb.database())
-        .run_command(doc! { "ping": 1 })
-        .await?;
-    Ok(client)
-}
-
-fn is_auth_failure(e: &mongodb::error::Error) -> bool {
-    use mongodb::error::ErrorKind;
-    match e.kind.as_ref() {
-        ErrorKind::Authentication { .. } => true,
-        ErrorKind::Command(c) => c.code == 18,
-        _ => false,
-    }
-}
+use super::mongo_client::{is_auth_failure, mongo_with};
 
 async fn fruit(client: &mongodb::Client) -> Option<String> {
     client
