@@ -378,6 +378,9 @@ mod declared_statuses {
                         available: Lemons::ZERO,
                     }),
                     &InstanceActionError::Start(StartRefusal::Capacity(capacity())),
+                    &InstanceActionError::PortBusy {
+                        message: "port 30001 is already in use".into(),
+                    },
                 ],
             ),
         );

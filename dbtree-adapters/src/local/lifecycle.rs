@@ -113,8 +113,9 @@ fn admin_password() -> Result<Password, ClusterError> {
     }
 }
 
-/// `Err` if something else listens on the instance's port: for a new instance a
-/// [`ClusterError::port_busy`] (dbtree tries the next port), logged with the port and why.
+/// [`ClusterError::port_busy`] if something else listens on the instance's port, logged with
+/// the port: a new instance is moved to the next free port by dbtree; an existing one keeps
+/// its port (its users' connection details) and is not started.
 fn check_port(host: &Host, port: NodePort, new: bool) -> Result<(), ClusterError> {
     match std::net::TcpListener::bind((host.bind_host.as_str(), port.get())) {
         Ok(_) => Ok(()),
@@ -132,7 +133,14 @@ fn check_port(host: &Host, port: NodePort, new: bool) -> Result<(), ClusterError
                 );
                 Err(ClusterError::port_busy(message))
             } else {
-                Err(ClusterError::transient(message))
+                tracing::warn!(
+                    port = port.get(),
+                    bind = %host.bind_host,
+                    "an instance cannot start: another program listens on its port {port}"
+                );
+                Err(ClusterError::port_busy(format!(
+                    "{message}: free it, then start the instance again"
+                )))
             }
         }
         Err(e) => Err(ClusterError::transient(format!(

@@ -38,7 +38,8 @@ pub struct ClusterScript {
     pub refuse_changes: Option<ClusterError>,
     /// What `delete` answers.
     pub teardown: Teardown,
-    /// Ports another program holds: `provision` on one of them is refused as port busy.
+    /// Ports another program holds: `provision` on one of them, and `set_run_state(Running)`
+    /// of an instance on one of them, are refused as port busy.
     pub busy_ports: std::collections::BTreeSet<u16>,
 }
 
@@ -157,10 +158,17 @@ impl Cluster for MemoryCluster {
         if let Some(e) = s.script.refuse_changes.clone() {
             return Err(e);
         }
+        let busy = s.script.busy_ports.clone();
         let sim = s
             .instances
             .get_mut(&instance)
             .ok_or_else(|| ClusterError::not_found("no such instance in the cluster"))?;
+        if state == RunState::Running && busy.contains(&sim.node_port.get()) {
+            return Err(ClusterError::port_busy(format!(
+                "port {} is already in use",
+                sim.node_port
+            )));
+        }
         sim.run_state = state;
         Ok(())
     }

@@ -39,6 +39,44 @@ async fn a_busy_port_is_refused_as_busy_and_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_whose_port_was_taken_does_not_start_and_says_so() {
+    let mut fx = Fixture::new().await;
+    let pw = password();
+    let (id, port) = fx.provision(Engine::Redis, &pw).await;
+    ready(&mut fx.events, id).await;
+    fx.cluster
+        .set_run_state(id, RunState::Stopped)
+        .await
+        .unwrap();
+    let foreign = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let err = fx
+        .cluster
+        .set_run_state(id, RunState::Running)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ClusterErrorKind::PortBusy, "{}", err.message);
+    assert!(
+        err.message.contains(&port.to_string()) && err.message.contains("another program"),
+        "{}",
+        err.message
+    );
+    assert_eq!(fx.cluster.pid(id).await, None, "an engine was started");
+    // dbtree keeps it stopped; once the port is free it starts, data and password as before
+    fx.cluster
+        .set_run_state(id, RunState::Stopped)
+        .await
+        .unwrap();
+    drop(foreign);
+    fx.cluster
+        .set_run_state(id, RunState::Running)
+        .await
+        .unwrap();
+    ready(&mut fx.events, id).await;
+    redis_with(port, &pw).await.unwrap();
+    delete_and_check(&mut fx, id, port).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_stops_every_engine_and_the_next_driver_brings_them_back() {
     let mut fx = Fixture::new().await;
     fx.require_mongodb();

@@ -74,8 +74,9 @@ pub enum ClusterErrorKind {
     /// The instance is unknown to the cluster.
     NotFound,
     /// The instance's NodePort is taken on the host by something that is not this instance
-    /// (another program listens there). The cluster holds nothing of the instance; the same
-    /// request with another port may succeed.
+    /// (another program listens there). From `provision`: the cluster holds nothing of the
+    /// instance, and the same request with another port may succeed. From `set_run_state`
+    /// (running): the instance is kept, but its engine cannot start until the port is free.
     PortBusy,
 }
 
@@ -154,7 +155,9 @@ pub trait Cluster: Send + Sync {
     /// Sets the run state (scale to one or to zero, keeping data). Idempotent.
     ///
     /// # Errors
-    /// [`ClusterError`].
+    /// [`ClusterError`]; a cluster whose instances listen on host ports MUST answer
+    /// [`ClusterErrorKind::PortBusy`] when another program holds the port of an instance asked
+    /// to run.
     async fn set_run_state(
         &self,
         instance: InstanceId,

@@ -2,7 +2,9 @@
 
 mod follow;
 
-pub(crate) use follow::{delete_instance, fail_provisioning, push_run_state};
+pub(crate) use follow::{
+    delete_instance, fail_provisioning, push_run_state, push_run_state_or_refusal,
+};
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -96,6 +98,13 @@ pub enum InstanceActionError {
     /// The cluster could not apply the action (nothing changed).
     #[error("the cluster could not apply the change: {0}")]
     Cluster(ClusterError),
+    /// Another program holds the instance's port on the host: it was not started and stays
+    /// stopped, keeping its port.
+    #[error("the instance was not started: {message}")]
+    PortBusy {
+        /// The cluster's words, naming the port.
+        message: String,
+    },
     /// Infrastructure failure.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -325,8 +334,13 @@ impl InstanceService {
 
     /// Starts a stopped or paused instance after checking one affordable hour and capacity.
     ///
+    /// If the cluster refuses because another program holds the instance's port on the host,
+    /// the instance stays stopped (its reason says why) and the refusal is returned: an
+    /// instance keeps its port (its connection details do not change), so it can start once
+    /// the port is free. Any other cluster failure leaves it starting, retried on each resync.
+    ///
     /// # Errors
-    /// [`InstanceActionError`].
+    /// [`InstanceActionError`]; [`InstanceActionError::PortBusy`] for a busy port.
     pub async fn start(
         &self,
         owner: UserId,
@@ -345,7 +359,21 @@ impl InstanceService {
                 StartInstanceError::UnknownInstance => InstanceActionError::NotFound,
                 StartInstanceError::Backend(b) => b.into(),
             })?;
-        Ok(push_run_state(&self.deps, started).await?.0)
+        let (started, refused) = push_run_state_or_refusal(&self.deps, started).await?;
+        match refused {
+            Some(e) if e.kind == ClusterErrorKind::PortBusy => {
+                let reason = format!("not started: {}", e.message);
+                let stopped = self
+                    .deps
+                    .store
+                    .apply_event(id, InstanceEvent::StopRequested, Some(&reason), now)
+                    .await
+                    .map_err(transition_error)?;
+                push_run_state(&self.deps, stopped).await?;
+                Err(InstanceActionError::PortBusy { message: e.message })
+            }
+            _ => Ok(started),
+        }
     }
 
     /// Deletes an instance and its data. The NodePort is released once the cluster confirms

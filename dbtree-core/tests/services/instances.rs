@@ -512,7 +512,7 @@ async fn rotating_credentials_changes_the_engine_password() {
         sb.cluster.instance(id).unwrap().password,
         fresh_credentials.password.expose()
     );
-    assert_eq!(fresh_credentials.username, "default");
+    assert_eq!(fresh_credentials.username, "dbtree");
 }
 
 #[tokio::test]
@@ -612,6 +612,68 @@ async fn resync_refunds_interrupted_provisioning_and_retries_pending_changes() {
     assert_eq!(
         app.instances.get(ann.id, db).await.unwrap().status_reason,
         None
+    );
+    assert_ledger_consistent(&sb);
+}
+
+#[tokio::test]
+async fn a_start_refused_for_a_busy_port_leaves_the_instance_stopped_and_says_why() {
+    let (sb, app) = fresh().await;
+    let (ann, token) = sign_in(&sb, &app, "ann@example.org").await;
+    grant(&sb, &ann, 100, "ports").await;
+    let ann = reload(&app, &token).await;
+    let created = app
+        .instances
+        .create(&ann, name("cache"), preset(Engine::Redis, PresetSize::Tiny))
+        .await
+        .unwrap();
+    let id = created.instance.id;
+    app.instances.observe(&ready(id)).await.unwrap();
+    app.instances.stop(ann.id, id).await.unwrap();
+    // another program took the instance's port meanwhile
+    let port = created.instance.node_port.unwrap().get();
+    let busy = format!("port {port} is already in use");
+    sb.cluster.script(|s| s.busy_ports = [port].into());
+    let err = app.instances.start(ann.id, id).await.unwrap_err();
+    match &err {
+        InstanceActionError::PortBusy { message } => assert!(message.contains(&busy), "{message}"),
+        other => panic!("expected the cluster's refusal, got {other:?}"),
+    }
+    let stored = app.instances.get(ann.id, id).await.unwrap();
+    assert_eq!(stored.status, InstanceStatus::Stopped);
+    let reason = stored.status_reason.unwrap_or_default();
+    assert!(
+        reason.contains("not started") && reason.contains(&busy),
+        "{reason}"
+    );
+    assert_eq!(
+        stored.node_port, created.instance.node_port,
+        "it keeps its port"
+    );
+    assert_eq!(
+        sb.cluster.instance(id).unwrap().run_state,
+        RunState::Stopped,
+        "the cluster was told to keep it stopped"
+    );
+    // once the port is free, it starts
+    sb.cluster.script(|s| s.busy_ports.clear());
+    let started = app.instances.start(ann.id, id).await.unwrap();
+    assert_eq!(started.status, InstanceStatus::Running);
+    assert_eq!(
+        sb.cluster.instance(id).unwrap().run_state,
+        RunState::Running
+    );
+    // any other cluster failure leaves a start pending (retried on resync), as before
+    app.instances.stop(ann.id, id).await.unwrap();
+    sb.cluster
+        .script(|s| s.refuse_changes = Some(ClusterError::transient("api down")));
+    let pending = app.instances.start(ann.id, id).await.unwrap();
+    assert_eq!(pending.status, InstanceStatus::Running);
+    assert!(
+        pending
+            .status_reason
+            .unwrap_or_default()
+            .contains("api down")
     );
     assert_ledger_consistent(&sb);
 }

@@ -167,7 +167,8 @@ pub(super) enum InstanceActionResponse {
     /// No such instance of the caller.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// Not possible in the instance's state (`invalid_state`).
+    /// Not possible in the instance's state (`invalid_state`), or, starting, another program
+    /// holds the instance's port on the host (`port_busy`: it stays stopped).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// Starting needs one affordable hour (`insufficient_lemons`).

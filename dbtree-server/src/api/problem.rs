@@ -578,6 +578,15 @@ impl IntoProblem for InstanceActionError {
                 ),
                 json!({}),
             ),
+            InstanceActionError::PortBusy { .. } => Problem::new(
+                Status::Conflict,
+                "port_busy",
+                format!(
+                    "{self}; it stays stopped and keeps its port: start it again once the port \
+                     is free"
+                ),
+                json!({}),
+            ),
             InstanceActionError::Internal(e) => e.problem(),
         }
     }
@@ -1023,6 +1032,13 @@ pub(super) mod tests {
                 &InstanceActionError::Cluster(ClusterError::transient("timeout")),
                 503,
                 "cluster_unavailable",
+            ),
+            row(
+                &InstanceActionError::PortBusy {
+                    message: "port 30001 is already in use".into(),
+                },
+                409,
+                "port_busy",
             ),
             row(
                 &InstanceActionError::Internal(internal()),

@@ -4,7 +4,9 @@ use chrono::TimeDelta;
 
 use super::super::{Deps, InternalError};
 use super::{InstanceService, ResyncReport};
-use crate::boundary::{ClusterErrorKind, ClusterEvent, Observation, Teardown, TransitionError};
+use crate::boundary::{
+    ClusterError, ClusterErrorKind, ClusterEvent, Observation, Teardown, TransitionError,
+};
 use crate::ids::InstanceId;
 use crate::instance::{Instance, InstanceEvent, InstanceStatus, RunState};
 
@@ -253,18 +255,27 @@ pub(crate) async fn push_run_state(
     deps: &Deps,
     instance: Instance,
 ) -> Result<(Instance, bool), InternalError> {
+    let (instance, refused) = push_run_state_or_refusal(deps, instance).await?;
+    Ok((instance, refused.is_none()))
+}
+
+/// [`push_run_state`], returning the cluster's refusal (if any) instead of whether it applied.
+pub(crate) async fn push_run_state_or_refusal(
+    deps: &Deps,
+    instance: Instance,
+) -> Result<(Instance, Option<ClusterError>), InternalError> {
     let Some(state) = instance.status.desired_run_state() else {
-        return Ok((instance, true));
+        return Ok((instance, None));
     };
     let now = deps.clock.now();
-    let (reason, applied) = match deps.cluster.set_run_state(instance.id, state).await {
-        Ok(()) => (None, true),
+    let (reason, refused) = match deps.cluster.set_run_state(instance.id, state).await {
+        Ok(()) => (None, None),
         Err(e) => (
             Some(format!(
                 "{PENDING_PREFIX} to apply {state:?}: {}",
                 e.message
             )),
-            false,
+            Some(e),
         ),
     };
     let was_pending = instance
@@ -272,7 +283,7 @@ pub(crate) async fn push_run_state(
         .as_deref()
         .is_some_and(|r| r.starts_with(PENDING_PREFIX));
     if reason.is_none() && !was_pending {
-        return Ok((instance, true));
+        return Ok((instance, None));
     }
     deps.store
         .set_status_reason(instance.id, reason.as_deref(), now)
@@ -282,5 +293,5 @@ pub(crate) async fn push_run_state(
         .instance(instance.id)
         .await?
         .ok_or_else(|| InternalError::Inconsistent("instance vanished".into()))?;
-    Ok((stored, applied))
+    Ok((stored, refused))
 }
