@@ -1,6 +1,6 @@
 //! The contract suite: one behavioural suite for the boundary traits, compiled once per backend.
 //! Store tests run on memory, SQLite and PostgreSQL; coordination tests on memory and Redis.
-//! PostgreSQL and Redis must be reachable (see `.ci/services`); nothing is skipped.
+//! PostgreSQL and Redis come from `dbtree-testkit` (throwaway servers); nothing is skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

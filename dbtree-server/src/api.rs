@@ -132,13 +132,13 @@ macro_rules! from_problem {
     (@pattern $v:ident) => { $crate::api::problem::Status::$v };
     (@variant $ty:ident TooManyRequests $p:ident) => {{
         let secs = $p.retry_after();
-        $ty::TooManyRequests(poem_openapi::payload::Json($p.body), secs)
+        $ty::TooManyRequests(poem_openapi::payload::Json(*$p.body), secs)
     }};
     (@variant $ty:ident Unavailable $p:ident) => {{
         let secs = $p.retry_after();
-        $ty::Unavailable(poem_openapi::payload::Json($p.body), secs)
+        $ty::Unavailable(poem_openapi::payload::Json(*$p.body), secs)
     }};
-    (@variant $ty:ident $v:ident $p:ident) => { $ty::$v(poem_openapi::payload::Json($p.body)) };
+    (@variant $ty:ident $v:ident $p:ident) => { $ty::$v(poem_openapi::payload::Json(*$p.body)) };
 }
 pub(crate) use from_problem;
 
@@ -462,6 +462,9 @@ mod declared_statuses {
                         available: Lemons::ZERO,
                     }),
                     &InstanceActionError::Start(StartRefusal::Capacity(capacity())),
+                    &InstanceActionError::PortBusy {
+                        message: "port 30001 is already in use".into(),
+                    },
                 ],
             ),
         );

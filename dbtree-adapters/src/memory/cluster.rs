@@ -41,6 +41,9 @@ pub struct ClusterScript {
     pub refuse_changes: Option<ClusterError>,
     /// What `delete` answers.
     pub teardown: Teardown,
+    /// Ports another program holds: `provision` on one of them, and `set_run_state(Running)`
+    /// of an instance on one of them, are refused as port busy.
+    pub busy_ports: std::collections::BTreeSet<u16>,
 }
 
 impl Default for ClusterScript {
@@ -51,6 +54,7 @@ impl Default for ClusterScript {
             auto_report: true,
             refuse_changes: None,
             teardown: Teardown::Complete,
+            busy_ports: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -131,6 +135,12 @@ impl Cluster for MemoryCluster {
             if let Some(e) = s.script.refuse_provision.clone() {
                 return Err(e);
             }
+            if s.script.busy_ports.contains(&request.node_port.get()) {
+                return Err(ClusterError::port_busy(format!(
+                    "port {} is already in use",
+                    request.node_port
+                )));
+            }
             s.instances
                 .entry(request.instance)
                 .or_insert_with(|| SimulatedInstance {
@@ -164,10 +174,17 @@ impl Cluster for MemoryCluster {
         if let Some(e) = s.script.refuse_changes.clone() {
             return Err(e);
         }
+        let busy = s.script.busy_ports.clone();
         let sim = s
             .instances
             .get_mut(&instance)
             .ok_or_else(|| ClusterError::not_found("no such instance in the cluster"))?;
+        if state == RunState::Running && busy.contains(&sim.node_port.get()) {
+            return Err(ClusterError::port_busy(format!(
+                "port {} is already in use",
+                sim.node_port
+            )));
+        }
         sim.run_state = state;
         Ok(())
     }
@@ -224,5 +241,9 @@ impl Cluster for MemoryCluster {
                 reason: "the engine is not running".into(),
             },
         })
+    }
+
+    async fn held_instances(&self) -> Result<Vec<InstanceId>, ClusterError> {
+        Ok(self.state.lock().instances.keys().copied().collect())
     }
 }

@@ -44,22 +44,31 @@ impl Engine {
         }
     }
 
-    /// The user name a client signs in with.
+    /// The user name a client signs in with: a tenant user that owns the instance's database
+    /// and nothing else (never the engine's built-in administrator, never Redis's `default`).
     pub const fn username(self) -> &'static str {
         match self {
-            Engine::Postgresql | Engine::Mongodb => "dbtree",
-            Engine::Redis => "default",
+            Engine::Postgresql | Engine::Mongodb | Engine::Redis => "dbtree",
         }
+    }
+
+    /// The database the tenant owns (PostgreSQL and MongoDB; Redis has numbered databases).
+    pub const fn database(self) -> &'static str {
+        "dbtree"
     }
 
     /// A connection URI; `password` is inserted verbatim (dbtree's passwords are alphanumeric).
     pub fn connection_uri(self, host: &str, port: u16, password: &str) -> String {
         let user = self.username();
         match self {
-            Engine::Postgresql => format!("postgresql://{user}:{password}@{host}:{port}/postgres"),
+            Engine::Postgresql => {
+                let db = self.database();
+                format!("postgresql://{user}:{password}@{host}:{port}/{db}")
+            }
             Engine::Redis => format!("redis://{user}:{password}@{host}:{port}/0"),
             Engine::Mongodb => {
-                format!("mongodb://{user}:{password}@{host}:{port}/?authSource=admin")
+                let db = self.database();
+                format!("mongodb://{user}:{password}@{host}:{port}/{db}?authSource=admin")
             }
         }
     }
@@ -118,16 +127,16 @@ mod tests {
     fn uris_per_engine() {
         assert_eq!(
             Engine::Postgresql.uri_template("db.example.org", 30001),
-            "postgresql://dbtree:{password}@db.example.org:30001/postgres"
+            "postgresql://dbtree:{password}@db.example.org:30001/dbtree"
         );
         assert_eq!(
             Engine::Redis.connection_uri("h", 30002, "pw"),
-            "redis://default:pw@h:30002/0"
+            "redis://dbtree:pw@h:30002/0"
         );
         assert!(
             Engine::Mongodb
                 .uri_template("h", 1)
-                .ends_with("/?authSource=admin")
+                .ends_with("/dbtree?authSource=admin")
         );
         assert_eq!("redis".parse::<Engine>(), Ok(Engine::Redis));
         let table = [

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Days;
 
 use super::{Deps, InternalError};
+use crate::boundary::EngineSupport;
 use crate::ids::{InstanceId, UserId};
 use crate::instance::{Engine, InstanceName, NodeBudget, PresetSize, Usage, sizes_that_fit};
 use crate::ledger::LedgerEntry;
@@ -31,8 +32,10 @@ pub struct Leaderboard {
 pub struct EngineFit {
     /// The engine.
     pub engine: Engine,
-    /// Sizes that fit, smallest first.
+    /// Sizes that fit, smallest first (none if the cluster cannot run the engine).
     pub sizes: Vec<PresetSize>,
+    /// Whether the cluster can run the engine at all, and with which server.
+    pub support: EngineSupport,
 }
 
 /// The node's capacity in aggregate (no instance names or owners).
@@ -147,7 +150,8 @@ impl StatsService {
         Ok(names)
     }
 
-    /// The node's capacity in aggregate, with the preset sizes that fit now.
+    /// The node's capacity in aggregate, with the preset sizes that fit now (none for an engine
+    /// the cluster cannot run).
     ///
     /// # Errors
     /// [`InternalError`].
@@ -156,9 +160,17 @@ impl StatsService {
         let budget = self.deps.policy.instances.budget;
         let fits = Engine::ALL
             .into_iter()
-            .map(|engine| EngineFit {
-                engine,
-                sizes: sizes_that_fit(&budget, usage, engine),
+            .map(|engine| {
+                let support = self.deps.cluster.engine_support(engine);
+                let sizes = match support {
+                    EngineSupport::Available { .. } => sizes_that_fit(&budget, usage, engine),
+                    EngineSupport::Unavailable { .. } => Vec::new(),
+                };
+                EngineFit {
+                    engine,
+                    sizes,
+                    support,
+                }
             })
             .collect();
         Ok(CapacityReport {

@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::{Enum, Object};
 
 use dbtree_core::billing::{BillingPolicy, Runway, deletion_due};
+use dbtree_core::boundary::EngineSupport;
 use dbtree_core::policy::Policy;
 
 use dbtree_core::harvest::{ClickChallenge, HarvestReceipt};
@@ -642,6 +643,10 @@ pub struct InstanceDetailDto {
     #[oai(flatten)]
     pub instance: InstanceDto,
     pub connection: Option<ConnectionDto>,
+    /// The server software that runs it, when the cluster says (`PostgreSQL 15.14`,
+    /// `Redis 7.0.15`, `MongoDB 7.0.14`, or `MongoDB-compatible: FerretDB 1.24.2` for a MongoDB
+    /// instance served by FerretDB).
+    pub server: Option<String>,
 }
 
 /// Credentials, shown exactly once.
@@ -803,10 +808,17 @@ impl From<Leaderboard> for LeaderboardDto {
 
 /// Which preset sizes of an engine can be created now.
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct EngineFitDto {
     pub engine: EngineDto,
-    /// Sizes that fit, smallest first.
+    /// Sizes that fit, smallest first (none when the engine is not available).
     pub presets: Vec<PresetDto>,
+    /// Whether this server can run the engine at all.
+    pub available: bool,
+    /// The server software that runs it, when known (`MongoDB-compatible: FerretDB 1.24.2`).
+    pub server: Option<String>,
+    /// Why it is not available (a missing program), when it is not.
+    pub unavailable_reason: Option<String>,
 }
 
 /// The node's capacity in aggregate.
@@ -844,9 +856,18 @@ impl From<CapacityReport> for CapacityDto {
             fits: c
                 .fits
                 .into_iter()
-                .map(|f| EngineFitDto {
-                    engine: f.engine.into(),
-                    presets: f.sizes.into_iter().map(Into::into).collect(),
+                .map(|f| {
+                    let (available, server, unavailable_reason) = match f.support {
+                        EngineSupport::Available { server } => (true, server, None),
+                        EngineSupport::Unavailable { reason } => (false, None, Some(reason)),
+                    };
+                    EngineFitDto {
+                        engine: f.engine.into(),
+                        presets: f.sizes.into_iter().map(Into::into).collect(),
+                        available,
+                        server,
+                        unavailable_reason,
+                    }
                 })
                 .collect(),
         }

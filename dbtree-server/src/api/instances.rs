@@ -45,7 +45,12 @@ impl InstanceApi {
         }
     }
 
-    fn detail(&self, instance: &Instance, runway: &Runway) -> InstanceDetailDto {
+    fn detail(
+        &self,
+        instance: &Instance,
+        runway: &Runway,
+        server: Option<String>,
+    ) -> InstanceDetailDto {
         let host = &self.state.public_host;
         let connection = instance.node_port.map(|port| ConnectionDto {
             host: host.clone(),
@@ -56,6 +61,7 @@ impl InstanceApi {
         InstanceDetailDto {
             instance: self.with_runway(instance, runway),
             connection,
+            server,
         }
     }
 
@@ -201,7 +207,8 @@ pub(super) enum InstanceActionResponse {
     /// No such instance of the caller.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// Not possible in the instance's state (`invalid_state`).
+    /// Not possible in the instance's state (`invalid_state`), or, starting, another program
+    /// holds the instance's port on the host (`port_busy`: it stays stopped).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// Starting needs one affordable hour (`insufficient_lemons`).
@@ -340,8 +347,9 @@ impl InstanceApi {
                 .await
                 .or_problem()?;
             let runway = self.runway(who).await?;
+            let server = self.state.app.instances.server_of(&instance).await;
             Ok(InstanceResponse::Ok(Json(Box::new(
-                self.detail(&instance, &runway),
+                self.detail(&instance, &runway, server),
             ))))
         })
         .await

@@ -89,7 +89,7 @@ pub struct Problem {
     /// Its status.
     pub status: Status,
     /// Its body.
-    pub body: ErrorBody,
+    pub body: Box<ErrorBody>,
 }
 
 impl Problem {
@@ -97,11 +97,11 @@ impl Problem {
     pub fn new(status: Status, code: &str, message: impl Into<String>, details: Value) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 code: code.into(),
                 message: message.into(),
                 details,
-            },
+            }),
         }
     }
 
@@ -687,6 +687,15 @@ impl IntoProblem for InstanceActionError {
                 ),
                 10,
             ),
+            InstanceActionError::PortBusy { .. } => Problem::new(
+                Status::Conflict,
+                "port_busy",
+                format!(
+                    "{self}; it stays stopped and keeps its port: start it again once the port \
+                     is free"
+                ),
+                json!({}),
+            ),
             InstanceActionError::Internal(e) => e.problem(),
         }
     }
@@ -1142,6 +1151,13 @@ pub(super) mod tests {
                 &InstanceActionError::Cluster(ClusterError::transient("timeout")),
                 503,
                 "cluster_unavailable",
+            ),
+            row(
+                &InstanceActionError::PortBusy {
+                    message: "port 30001 is already in use".into(),
+                },
+                409,
+                "port_busy",
             ),
             row(
                 &InstanceActionError::Internal(internal()),

@@ -39,8 +39,17 @@ export function priceText(p) {
   return `${lemons(p.creationCost)} to create, then ${perHour(p.hourlyCost)} (${perDay(p.dailyCost)}, ${perMonth(p.monthlyCost)})`;
 }
 
+function fitOf(engine) {
+  return capacity?.fits?.find((f) => f.engine === engine);
+}
+
+/** Whether this server can run the engine at all (unknown capacity: assumed yes). */
+function available(engine) {
+  return fitOf(engine)?.available ?? true;
+}
+
 function fits(engine, size) {
-  return capacity?.fits?.find((f) => f.engine === engine)?.presets?.includes(size) ?? true;
+  return fitOf(engine)?.presets?.includes(size) ?? true;
 }
 
 /**
@@ -80,6 +89,7 @@ function renderCapacity() {
   const head = h('tr', {}, h('th', { scope: 'col' }, 'Engine'), SIZES.map((s) => h('th', { scope: 'col' }, s)));
   const rows = Object.entries(ENGINES).map(([engine, name]) =>
     h('tr', {}, h('th', { scope: 'row' }, name), SIZES.map((size) => {
+      if (!available(engine)) return h('td', { className: 'fit no' }, '✗ not available');
       const ok = fits(engine, size);
       return h('td', { className: ok ? 'fit yes' : 'fit no' }, ok ? '✓ fits' : '✗ full');
     })));
@@ -99,6 +109,11 @@ function renderPresets() {
   if (key === presetsDrawnFor) return;
   presetsDrawnFor = key;
   const groups = Object.entries(ENGINES).map(([engine, name]) => {
+    const fit = fitOf(engine);
+    if (!available(engine)) {
+      return h('section', { className: 'engine', 'aria-label': name }, h('h3', {}, name),
+        h('p', { className: 'badge full' }, `Not available on this server: ${fit?.unavailableReason ?? 'the engine is not installed'}`));
+    }
     const cards = SIZES.map((size) => presets.find((p) => p.engine === engine && p.preset === size))
       .filter(Boolean)
       .map((p) => {
@@ -120,7 +135,9 @@ function renderPresets() {
           }, 'Create…'),
           why ? h('p', { className: 'why muted', id: whyId }, why) : null);
       });
-    return h('section', { className: 'engine', 'aria-label': name }, h('h3', {}, name), h('ul', { className: 'preset-grid' }, cards));
+    return h('section', { className: 'engine', 'aria-label': name }, h('h3', {}, name),
+      fit?.server ? h('p', { className: 'muted' }, `Runs on ${fit.server}`) : null,
+      h('ul', { className: 'preset-grid' }, cards));
   });
   fill($('presets'), groups);
   renderBlocked();

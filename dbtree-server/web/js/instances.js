@@ -154,6 +154,7 @@ function renderDetail(d) {
   fill($('instance-detail'),
     h('dt', {}, 'Status'), h('dd', { id: 'instance-status' }, statusBadge(d.status), d.statusReason ? ` ${d.statusReason}` : ''),
     h('dt', {}, 'Size'), h('dd', {}, `${d.preset ? d.preset + ': ' : ''}${d.resources.cpu} vCPU · ${d.resources.memoryMib} MiB · ${d.resources.diskGib} GiB disk`),
+    d.server ? h('dt', {}, 'Server') : null, d.server ? h('dd', { id: 'instance-server' }, d.server) : null,
     h('dt', {}, 'Cost'), h('dd', {}, billed),
     plan ? h('dt', {}, 'Billing') : null, plan ? h('dd', { id: 'instance-plan' }, plan) : null,
     h('dt', {}, 'Host'), h('dd', {}, c ? h('span', { className: 'copy-row' }, h('code', {}, c.host), copyButton(c.host, 'Host')) : 'not assigned yet'),
