@@ -51,6 +51,7 @@ macro_rules! store_tests {
             instances::starting_rechecks_balance_and_capacity,
             instances::each_hour_is_charged_once_whatever_the_concurrency,
             instances::pausing_and_resuming_are_paid_and_bounded_by_capacity,
+            instances::refused_events_and_short_resumes_keep_the_pause,
             instances::node_ports_are_unique_idempotent_and_cleanly_exhausted,
             ports::two_thousand_reservations_from_32_tasks_then_exhausted,
         );

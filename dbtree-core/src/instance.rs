@@ -12,6 +12,7 @@ mod pricing;
 mod resources;
 mod spec;
 mod status;
+mod transition;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub use resources::{MilliCpu, Resources, SpecError};
 pub use spec::InstanceSpec;
 pub use status::{
     InstanceEvent, InstanceStatus, RunState, TransitionRefused, UnknownStatus, next_status,
+};
+pub use transition::{
+    ResumePlan, ResumeRefusal, TransitionPlan, hourly_charge, plan_resume, plan_transition,
+    short_balance,
 };
 
 use crate::billing::BillingHour;

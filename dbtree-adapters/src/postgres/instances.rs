@@ -11,7 +11,8 @@ use dbtree_core::boundary::{
 use dbtree_core::ids::{InstanceId, UserId};
 use dbtree_core::instance::{
     Instance, InstanceEvent, InstancePolicy, InstanceStatus, NodePort, NodePortError,
-    NodePortPolicy, OwnerSnapshot, Usage, check_capacity, check_creation, check_start, next_status,
+    NodePortPolicy, OwnerSnapshot, Usage, check_creation, check_start, hourly_charge, next_status,
+    plan_resume, plan_transition, short_balance,
 };
 use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerEntry, LedgerPolicy, LedgerRefusal};
 use dbtree_core::lemons::Lemons;
@@ -180,11 +181,35 @@ async fn charge(
         instance: Some(instance.id),
         at,
     };
-    match post_tx(conn, &request, &LedgerPolicy::default()).await {
+    post_cost(conn, &request).await
+}
+
+/// Posts a planned instance cost inside the transaction (a replayed key returns the original
+/// entry); `Ok(Err(_))` is a refusal.
+async fn post_cost(
+    conn: &mut PgConnection,
+    request: &PostRequest,
+) -> Result<Result<LedgerEntry, LedgerRefusal>, BackendError> {
+    match post_tx(conn, request, &LedgerPolicy::default()).await {
         Ok(PostOutcome::Posted(e) | PostOutcome::Replayed(e)) => Ok(Ok(e)),
         Err(PostError::Refused(r)) => Ok(Err(r)),
         Err(other) => Err(unexpected(other)),
     }
+}
+
+/// Records `hour` as billed (the stored hour only ever grows).
+async fn record_billed_hour(
+    conn: &mut PgConnection,
+    id: InstanceId,
+    hour: BillingHour,
+) -> Result<(), BackendError> {
+    sqlx::query("UPDATE instances SET last_billed_hour = GREATEST(COALESCE(last_billed_hour, $2), $2) WHERE id = $1")
+        .bind(id.as_uuid())
+        .bind(hour.index())
+        .execute(conn)
+        .await
+        .map_err(db("record a billed hour"))?;
+    Ok(())
 }
 
 async fn owner_balance(conn: &mut PgConnection, owner: UserId) -> Result<Lemons, BackendError> {
@@ -329,39 +354,24 @@ impl InstanceStore for PgStore {
         let current = fetch_instance(&mut tx, id, true)
             .await?
             .ok_or(TransitionError::UnknownInstance)?;
-        let to = next_status(current.status, event)?;
-        if event == InstanceEvent::ProvisioningFailed {
-            let key = IdempotencyKey::refund(id);
-            if let Err(refusal) = charge(
-                &mut tx,
-                &current,
-                EntryKind::InstanceRefund,
-                key,
-                current.price.creation_cost,
-                now,
-            )
-            .await?
-            {
-                return Err(BackendError::new(format!("refund refused: {refusal}")).into());
-            }
+        let plan = plan_transition(&current, event, now)?;
+        if let Some(refund) = &plan.refund
+            && let Err(refusal) = post_cost(&mut tx, refund).await?
+        {
+            return Err(BackendError::new(format!("refund refused: {refusal}")).into());
         }
-        if event == InstanceEvent::TeardownConfirmed {
+        if plan.release_port {
             sqlx::query("DELETE FROM node_ports WHERE instance_id = $1")
                 .bind(id.as_uuid())
                 .execute(&mut *tx)
                 .await
                 .map_err(db("release a NodePort"))?;
         }
-        let paused_at = match to {
-            InstanceStatus::Paused if current.status != InstanceStatus::Paused => Some(now),
-            InstanceStatus::Paused => current.paused_at,
-            _ => None,
-        };
         sqlx::query("UPDATE instances SET status = $2, status_reason = $3, paused_at = $4, updated_at = $5 WHERE id = $1")
             .bind(id.as_uuid())
-            .bind(to.as_str())
+            .bind(plan.to.as_str())
             .bind(reason)
-            .bind(paused_at)
+            .bind(plan.paused_at)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -415,37 +425,22 @@ impl InstanceStore for PgStore {
         if current.status != InstanceStatus::Running {
             return Ok(ChargeOutcome::NotRunning(current.status));
         }
-        let key = IdempotencyKey::bill(id, hour);
-        if entry_by_key(&mut tx, &key).await?.is_some() {
+        let charge = hourly_charge(&current, hour, now);
+        if entry_by_key(&mut tx, &charge.key).await?.is_some() {
             return Ok(ChargeOutcome::AlreadyCharged);
         }
-        let outcome = match charge(
-            &mut tx,
-            &current,
-            EntryKind::InstanceHourly,
-            key,
-            current.price.hourly_cost,
-            now,
-        )
-        .await?
-        {
+        let outcome = match post_cost(&mut tx, &charge).await? {
             Ok(entry) => {
-                sqlx::query("UPDATE instances SET last_billed_hour = GREATEST(COALESCE(last_billed_hour, $2), $2) WHERE id = $1")
-                    .bind(id.as_uuid())
-                    .bind(hour.index())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("record a billed hour"))?;
+                record_billed_hour(&mut tx, id, hour).await?;
                 ChargeOutcome::Charged(entry)
             }
-            Err(LedgerRefusal::InsufficientLemons {
-                required,
-                available,
-            }) => ChargeOutcome::Short {
-                required,
-                available,
-            },
-            Err(other) => return Err(BackendError::new(format!("hourly charge refused: {other}"))),
+            Err(refusal) => {
+                let (required, available) = short_balance(refusal)?;
+                ChargeOutcome::Short {
+                    required,
+                    available,
+                }
+            }
         };
         commit(tx).await?;
         Ok(outcome)
@@ -462,51 +457,33 @@ impl InstanceStore for PgStore {
         let current = fetch_instance(&mut tx, id, true)
             .await?
             .ok_or_else(|| BackendError::new("unknown instance"))?;
-        if current.status != InstanceStatus::Paused {
-            return Ok(ResumeOutcome::NotPaused(current.status));
-        }
+        // the owner's row before the capacity lock, in the order every debit takes them
         owner_balance(&mut tx, current.owner).await?;
         lock_capacity(&mut tx).await?;
-        if let Err(e) = check_capacity(&policy.budget, usage(&mut tx).await?, &current.resources())
-        {
-            return Ok(ResumeOutcome::NoCapacity(e));
-        }
-        let key = IdempotencyKey::bill(id, hour);
-        let entry = match entry_by_key(&mut tx, &key).await? {
-            Some(entry) => entry,
-            None => match charge(
-                &mut tx,
-                &current,
-                EntryKind::InstanceHourly,
-                key,
-                current.price.hourly_cost,
-                now,
-            )
-            .await?
-            {
-                Ok(entry) => entry,
-                Err(LedgerRefusal::InsufficientLemons {
+        let used = usage(&mut tx).await?;
+        let plan = match plan_resume(&current, used, hour, now, &policy.budget) {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(refusal.into()),
+        };
+        let entry = match post_cost(&mut tx, &plan.charge).await? {
+            Ok(entry) => entry,
+            Err(refusal) => {
+                let (required, available) = short_balance(refusal)?;
+                return Ok(ResumeOutcome::Short {
                     required,
                     available,
-                }) => {
-                    return Ok(ResumeOutcome::Short {
-                        required,
-                        available,
-                    });
-                }
-                Err(other) => {
-                    return Err(BackendError::new(format!("hourly charge refused: {other}")));
-                }
-            },
+                });
+            }
         };
         sqlx::query(
-            "UPDATE instances SET status = 'running', status_reason = NULL, paused_at = NULL, updated_at = $3,
+            "UPDATE instances SET status = $4, status_reason = NULL, paused_at = NULL, updated_at = $3,
                  last_billed_hour = GREATEST(COALESCE(last_billed_hour, $2), $2)
              WHERE id = $1",
         )
         .bind(id.as_uuid())
-        .bind(hour.index())
+        .bind(plan.billed_hour.index())
         .bind(now)
+        .bind(plan.to.as_str())
         .execute(&mut *tx)
         .await
         .map_err(db("resume an instance"))?;

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use dbtree_core::billing::BillingHour;
 use dbtree_core::boundary::{BackendError, PostError, PostOutcome, PostRequest};
-use dbtree_core::instance::Instance;
+use dbtree_core::ids::InstanceId;
+use dbtree_core::instance::{Instance, short_balance};
 use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerEntry, LedgerPolicy, LedgerRefusal};
 use dbtree_core::lemons::Lemons;
 use sqlx::SqliteConnection;
@@ -28,38 +29,39 @@ pub(super) async fn charge(
         instance: Some(instance.id),
         at,
     };
-    match post_tx(conn, &request, &LedgerPolicy::default()).await {
+    post_cost(conn, &request).await
+}
+
+/// Posts a planned instance cost inside the transaction (a replayed key returns the original
+/// entry); `Ok(Err(_))` is a refusal.
+pub(super) async fn post_cost(
+    conn: &mut SqliteConnection,
+    request: &PostRequest,
+) -> Result<Result<LedgerEntry, LedgerRefusal>, BackendError> {
+    match post_tx(conn, request, &LedgerPolicy::default()).await {
         Ok(PostOutcome::Posted(e) | PostOutcome::Replayed(e)) => Ok(Ok(e)),
         Err(PostError::Refused(r)) => Ok(Err(r)),
         Err(other) => Err(unexpected(other)),
     }
 }
 
-/// Debits the hourly cost of `hour` (or replays its earlier debit) and records the hour as
-/// billed; `Ok(Err((required, available)))` when the balance is short, nothing changed.
+/// Posts a planned hourly debit of `hour` (or replays its earlier debit) and records the hour
+/// as billed; `Ok(Err((required, available)))` when the balance is short, nothing changed.
 pub(super) async fn pay_hour(
     conn: &mut SqliteConnection,
-    instance: &Instance,
+    instance: InstanceId,
+    charge: &PostRequest,
     hour: BillingHour,
-    now: DateTime<Utc>,
 ) -> Result<Result<LedgerEntry, (Lemons, Lemons)>, BackendError> {
-    let key = IdempotencyKey::bill(instance.id, hour);
-    let cost = instance.price.hourly_cost;
-    let entry = match charge(conn, instance, EntryKind::InstanceHourly, key, cost, now).await? {
+    let entry = match post_cost(conn, charge).await? {
         Ok(entry) => entry,
-        Err(LedgerRefusal::InsufficientLemons {
-            required,
-            available,
-        }) => {
-            return Ok(Err((required, available)));
-        }
-        Err(other) => return Err(BackendError::new(format!("hourly charge refused: {other}"))),
+        Err(refusal) => return Ok(Err(short_balance(refusal)?)),
     };
     sqlx::query(
         "UPDATE instances SET last_billed_hour = max(COALESCE(last_billed_hour, ?2), ?2)
          WHERE id = ?1",
     )
-    .bind(instance.id.as_uuid().hyphenated())
+    .bind(instance.as_uuid().hyphenated())
     .bind(hour.index())
     .execute(conn)
     .await

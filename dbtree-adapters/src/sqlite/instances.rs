@@ -10,7 +10,7 @@ use dbtree_core::boundary::{
 use dbtree_core::ids::{InstanceId, UserId};
 use dbtree_core::instance::{
     Instance, InstanceEvent, InstanceName, InstancePolicy, InstanceStatus, OwnerSnapshot, Usage,
-    check_capacity, check_creation, check_start, next_status,
+    check_creation, check_start, hourly_charge, next_status, plan_resume, plan_transition,
 };
 use dbtree_core::ledger::{EntryKind, IdempotencyKey};
 use dbtree_core::lemons::Lemons;
@@ -19,7 +19,7 @@ use sqlx::types::Json;
 use uuid::fmt::Hyphenated;
 
 use super::accounts::live_user;
-use super::costs::{charge, pay_hour};
+use super::costs::{charge, pay_hour, post_cost};
 use super::ledger::entry_by_key;
 use super::ports::{node_port, reserve_port};
 use super::{SqliteStore, at, at_opt, commit, db, ms};
@@ -275,36 +275,27 @@ impl InstanceStore for SqliteStore {
         let current = fetch_instance(&mut tx, id)
             .await?
             .ok_or(TransitionError::UnknownInstance)?;
-        let to = next_status(current.status, event)?;
-        if event == InstanceEvent::ProvisioningFailed {
-            let key = IdempotencyKey::refund(id);
-            let cost = current.price.creation_cost;
-            if let Err(refusal) =
-                charge(&mut tx, &current, EntryKind::InstanceRefund, key, cost, now).await?
-            {
-                return Err(BackendError::new(format!("refund refused: {refusal}")).into());
-            }
+        let plan = plan_transition(&current, event, now)?;
+        if let Some(refund) = &plan.refund
+            && let Err(refusal) = post_cost(&mut tx, refund).await?
+        {
+            return Err(BackendError::new(format!("refund refused: {refusal}")).into());
         }
-        if event == InstanceEvent::TeardownConfirmed {
+        if plan.release_port {
             sqlx::query("DELETE FROM node_ports WHERE instance_id = ?1")
                 .bind(id.as_uuid().hyphenated())
                 .execute(&mut *tx)
                 .await
                 .map_err(db("release a NodePort"))?;
         }
-        let paused_at = match to {
-            InstanceStatus::Paused if current.status != InstanceStatus::Paused => Some(now),
-            InstanceStatus::Paused => current.paused_at,
-            _ => None,
-        };
         sqlx::query(
             "UPDATE instances SET status = ?2, status_reason = ?3, paused_at = ?4, updated_at = ?5
              WHERE id = ?1",
         )
         .bind(id.as_uuid().hyphenated())
-        .bind(to.as_str())
+        .bind(plan.to.as_str())
         .bind(reason)
-        .bind(paused_at.map(ms))
+        .bind(plan.paused_at.map(ms))
         .bind(ms(now))
         .execute(&mut *tx)
         .await
@@ -361,13 +352,11 @@ impl InstanceStore for SqliteStore {
         if current.status != InstanceStatus::Running {
             return Ok(ChargeOutcome::NotRunning(current.status));
         }
-        if entry_by_key(&mut tx, &IdempotencyKey::bill(id, hour))
-            .await?
-            .is_some()
-        {
+        let charge = hourly_charge(&current, hour, now);
+        if entry_by_key(&mut tx, &charge.key).await?.is_some() {
             return Ok(ChargeOutcome::AlreadyCharged);
         }
-        let outcome = match pay_hour(&mut tx, &current, hour, now).await? {
+        let outcome = match pay_hour(&mut tx, id, &charge, hour).await? {
             Ok(entry) => ChargeOutcome::Charged(entry),
             Err((required, available)) => ChargeOutcome::Short {
                 required,
@@ -389,14 +378,12 @@ impl InstanceStore for SqliteStore {
         let current = fetch_instance(&mut tx, id)
             .await?
             .ok_or_else(|| BackendError::new("unknown instance"))?;
-        if current.status != InstanceStatus::Paused {
-            return Ok(ResumeOutcome::NotPaused(current.status));
-        }
-        if let Err(e) = check_capacity(&policy.budget, usage(&mut tx).await?, &current.resources())
-        {
-            return Ok(ResumeOutcome::NoCapacity(e));
-        }
-        let entry = match pay_hour(&mut tx, &current, hour, now).await? {
+        let used = usage(&mut tx).await?;
+        let plan = match plan_resume(&current, used, hour, now, &policy.budget) {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(refusal.into()),
+        };
+        let entry = match pay_hour(&mut tx, id, &plan.charge, plan.billed_hour).await? {
             Ok(entry) => entry,
             Err((required, available)) => {
                 return Ok(ResumeOutcome::Short {
@@ -406,11 +393,12 @@ impl InstanceStore for SqliteStore {
             }
         };
         sqlx::query(
-            "UPDATE instances SET status = 'running', status_reason = NULL, paused_at = NULL,
-                 updated_at = ?2
+            "UPDATE instances SET status = ?2, status_reason = NULL, paused_at = NULL,
+                 updated_at = ?3
              WHERE id = ?1",
         )
         .bind(id.as_uuid().hyphenated())
+        .bind(plan.to.as_str())
         .bind(ms(now))
         .execute(&mut *tx)
         .await

@@ -13,7 +13,8 @@ use dbtree_core::boundary::{
 use dbtree_core::ids::{InstanceId, UserId};
 use dbtree_core::instance::{
     Instance, InstanceEvent, InstancePolicy, InstanceStatus, NodePort, NodePortPolicy,
-    OwnerSnapshot, Usage, check_capacity, check_creation, check_start, next_status,
+    OwnerSnapshot, Usage, check_creation, check_start, hourly_charge, next_status, plan_resume,
+    plan_transition, short_balance,
 };
 use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerEntry, LedgerPolicy, LedgerRefusal};
 
@@ -59,15 +60,23 @@ impl State {
         amount: dbtree_core::lemons::Lemons,
         now: DateTime<Utc>,
     ) -> Result<Result<LedgerEntry, LedgerRefusal>, BackendError> {
-        let request = PostRequest {
+        self.post_cost(&PostRequest {
             user: instance.owner,
             kind,
             amount,
             key,
             instance: Some(instance.id),
             at: now,
-        };
-        match self.post(&request, &LedgerPolicy::default()) {
+        })
+    }
+
+    /// Posts a planned instance cost (a replayed key returns the original entry); `Ok(Err(_))`
+    /// is a domain refusal.
+    fn post_cost(
+        &mut self,
+        request: &PostRequest,
+    ) -> Result<Result<LedgerEntry, LedgerRefusal>, BackendError> {
+        match self.post(request, &LedgerPolicy::default()) {
             Ok(outcome) => Ok(Ok(outcome.entry().clone())),
             Err(PostError::Refused(r)) => Ok(Err(r)),
             Err(other) => Err(post_error_to_backend(other)),
@@ -194,31 +203,21 @@ impl InstanceStore for MemoryStore {
             .get(&id)
             .cloned()
             .ok_or(TransitionError::UnknownInstance)?;
-        let to = next_status(current.status, event)?;
-        if event == InstanceEvent::ProvisioningFailed {
-            let key = IdempotencyKey::refund(id);
-            if s.entry(&key).is_none() {
-                let cost = current.price.creation_cost;
-                if let Err(refusal) =
-                    s.charge(&current, EntryKind::InstanceRefund, key, cost, now)?
-                {
-                    return Err(BackendError::new(format!("refund refused: {refusal}")).into());
-                }
-            }
+        let plan = plan_transition(&current, event, now)?;
+        if let Some(refund) = &plan.refund
+            && let Err(refusal) = s.post_cost(refund)?
+        {
+            return Err(BackendError::new(format!("refund refused: {refusal}")).into());
         }
-        if event == InstanceEvent::TeardownConfirmed {
+        if plan.release_port {
             s.release_port(id);
         }
         let instance = s
             .instances
             .get_mut(&id)
             .ok_or(TransitionError::UnknownInstance)?;
-        instance.paused_at = match to {
-            InstanceStatus::Paused if current.status != InstanceStatus::Paused => Some(now),
-            InstanceStatus::Paused => current.paused_at,
-            _ => None,
-        };
-        instance.status = to;
+        instance.paused_at = plan.paused_at;
+        instance.status = plan.to;
         instance.status_reason = reason.map(str::to_owned);
         instance.updated_at = now;
         s.instance_with_port(id)
@@ -276,31 +275,24 @@ impl InstanceStore for MemoryStore {
         if current.status != InstanceStatus::Running {
             return Ok(ChargeOutcome::NotRunning(current.status));
         }
-        let key = IdempotencyKey::bill(id, hour);
-        if s.entry(&key).is_some() {
+        let charge = hourly_charge(&current, hour, now);
+        if s.entry(&charge.key).is_some() {
             return Ok(ChargeOutcome::AlreadyCharged);
         }
-        match s.charge(
-            &current,
-            EntryKind::InstanceHourly,
-            key,
-            current.price.hourly_cost,
-            now,
-        )? {
+        match s.post_cost(&charge)? {
             Ok(entry) => {
                 if let Some(i) = s.instances.get_mut(&id) {
                     i.last_billed_hour = i.last_billed_hour.max(Some(hour));
                 }
                 Ok(ChargeOutcome::Charged(entry))
             }
-            Err(LedgerRefusal::InsufficientLemons {
-                required,
-                available,
-            }) => Ok(ChargeOutcome::Short {
-                required,
-                available,
-            }),
-            Err(other) => Err(BackendError::new(format!("hourly charge refused: {other}"))),
+            Err(refusal) => {
+                let (required, available) = short_balance(refusal)?;
+                Ok(ChargeOutcome::Short {
+                    required,
+                    available,
+                })
+            }
         }
     }
 
@@ -317,45 +309,28 @@ impl InstanceStore for MemoryStore {
             .get(&id)
             .cloned()
             .ok_or_else(|| BackendError::new("unknown instance"))?;
-        if current.status != InstanceStatus::Paused {
-            return Ok(ResumeOutcome::NotPaused(current.status));
-        }
-        if let Err(e) = check_capacity(&policy.budget, s.usage(), &current.resources()) {
-            return Ok(ResumeOutcome::NoCapacity(e));
-        }
-        let key = IdempotencyKey::bill(id, hour);
-        let entry = match s.entry(&key).cloned() {
-            Some(entry) => entry,
-            None => match s.charge(
-                &current,
-                EntryKind::InstanceHourly,
-                key,
-                current.price.hourly_cost,
-                now,
-            )? {
-                Ok(entry) => entry,
-                Err(LedgerRefusal::InsufficientLemons {
+        let plan = match plan_resume(&current, s.usage(), hour, now, &policy.budget) {
+            Ok(plan) => plan,
+            Err(refusal) => return Ok(refusal.into()),
+        };
+        let entry = match s.post_cost(&plan.charge)? {
+            Ok(entry) => entry,
+            Err(refusal) => {
+                let (required, available) = short_balance(refusal)?;
+                return Ok(ResumeOutcome::Short {
                     required,
                     available,
-                }) => {
-                    return Ok(ResumeOutcome::Short {
-                        required,
-                        available,
-                    });
-                }
-                Err(other) => {
-                    return Err(BackendError::new(format!("hourly charge refused: {other}")));
-                }
-            },
+                });
+            }
         };
         let instance = s
             .instances
             .get_mut(&id)
             .ok_or_else(|| BackendError::new("unknown instance"))?;
-        instance.status = InstanceStatus::Running;
+        instance.status = plan.to;
         instance.status_reason = None;
         instance.paused_at = None;
-        instance.last_billed_hour = instance.last_billed_hour.max(Some(hour));
+        instance.last_billed_hour = instance.last_billed_hour.max(Some(plan.billed_hour));
         instance.updated_at = now;
         let resumed = s
             .instance_with_port(id)

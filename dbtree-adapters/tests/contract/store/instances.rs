@@ -475,6 +475,60 @@ pub(crate) async fn pausing_and_resuming_are_paid_and_bounded_by_capacity(env: &
     assert_balanced(s, u.id).await;
 }
 
+/// The edges of [`dbtree_core::instance::plan_transition`] and
+/// [`dbtree_core::instance::plan_resume`] as a store applies them: a refused event and a short
+/// resume change nothing (the instance stays paused since its first pause), and leaving `paused`
+/// clears `paused_at`.
+pub(crate) async fn refused_events_and_short_resumes_keep_the_pause(env: &StoreEnv) {
+    let s = &env.store;
+    let p = policy().instances;
+    let u = user(s, 87).await;
+    let i = created(s, u.id, 40, "keeps-pause", tiny_redis()).await;
+    s.apply_event(i.id, InstanceEvent::Provisioned, None, t0())
+        .await
+        .unwrap();
+    s.apply_event(i.id, InstanceEvent::BillingPaused, Some("short"), t0())
+        .await
+        .unwrap();
+    let later = t0() + TimeDelta::minutes(10);
+    let refused = s
+        .apply_event(i.id, InstanceEvent::Provisioned, None, later)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, TransitionError::Refused(_)), "{refused:?}");
+    let hour = BillingHour::containing(t0());
+    let drain = PostRequest {
+        user: u.id,
+        kind: EntryKind::InstanceHourly,
+        amount: Lemons::new(balance(s, u.id).await),
+        key: IdempotencyKey::bill(i.id, hour.next()),
+        instance: Some(i.id),
+        at: t0(),
+    };
+    s.post(&drain, &policy().ledger).await.unwrap();
+    let short = s.resume_paid(i.id, hour, later, &p).await.unwrap();
+    assert!(
+        matches!(short, ResumeOutcome::Short { required, available }
+            if required == i.price.hourly_cost && available == Lemons::ZERO),
+        "{short:?}"
+    );
+    let kept = s.instance(i.id).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.status, kept.paused_at, kept.status_reason.as_deref()),
+        (InstanceStatus::Paused, Some(t0()), Some("short"))
+    );
+    assert_eq!(kept.last_billed_hour, None);
+    let stopped = s
+        .apply_event(i.id, InstanceEvent::DeleteRequested, None, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (stopped.status, stopped.paused_at),
+        (InstanceStatus::Deleting, None)
+    );
+    assert_balanced(s, u.id).await;
+}
+
 pub(crate) async fn node_ports_are_unique_idempotent_and_cleanly_exhausted(env: &StoreEnv) {
     let s = &env.store;
     let narrow = NodePortPolicy {
