@@ -41,6 +41,7 @@ macro_rules! store_tests {
             tree::a_claim_pays_once_and_replays_its_receipt,
             tree::claims_are_refused_in_cooldown_and_at_the_cap,
             tree::concurrent_claims_of_one_lemon_have_one_winner,
+            tree::a_claim_answers_by_the_attempts_harvest_state,
             tree::lemons_regrow_once_with_a_quiz_not_on_the_tree,
             tree::quiz_masters_count_correct_on_time_answers_per_day,
             instances::creation_debits_and_reserves_the_lowest_port,

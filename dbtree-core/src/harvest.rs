@@ -7,6 +7,7 @@
 //! computes inside its transaction.
 
 mod challenge;
+mod claim;
 mod credit;
 mod gate;
 
@@ -14,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use challenge::{ChallengeShape, CircleSpeed, Click, ClickChallenge, ClickRefusal};
+pub use claim::{ClaimPlan, LemonClaim, plan_claim};
 pub use credit::{HarvestCredit, plan_harvest_credit};
 pub use gate::{HarvestGate, HarvestRefusal, check_harvest_request, window_elapsed_ms};
 

@@ -6,18 +6,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use dbtree_core::auth::Email;
 use dbtree_core::boundary::{
-    AddQuizError, BackendError, ClaimError, NewAttempt, PostRequest, QuizStore, RecordAnswerError,
+    AddQuizError, BackendError, ClaimError, NewAttempt, QuizStore, RecordAnswerError,
     StartAttemptError, TreeStore,
 };
-use dbtree_core::harvest::{ClickChallenge, HarvestReceipt, HarvestState, plan_harvest_credit};
+use dbtree_core::harvest::{ClaimPlan, ClickChallenge, HarvestReceipt, HarvestState, plan_claim};
 use dbtree_core::ids::{AttemptId, QuizId, UserId};
-use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerRefusal};
-use dbtree_core::lemons::Lemons;
 use dbtree_core::policy::Policy;
 use dbtree_core::quiz::{AnswerRecord, Attempt, NewQuiz, Quiz};
-use dbtree_core::tree::{
-    Lemon, LemonState, Position, QuizUsage, choose_next_quiz, harvested_state,
-};
+use dbtree_core::tree::{Lemon, LemonState, Position, QuizUsage, choose_next_quiz};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -392,49 +388,21 @@ impl TreeStore for PgStore {
         policy: &Policy,
     ) -> Result<HarvestReceipt, ClaimError> {
         let mut tx = self.begin().await?;
-        let attempt = fetch_attempt(&mut tx, id, true)
-            .await?
-            .filter(|a| a.user == user)
-            .ok_or(ClaimError::NotEligible)?;
-        match attempt.harvest {
-            HarvestState::Won(receipt) => return Ok(receipt),
-            HarvestState::Open => {}
-            HarvestState::Lost => return Err(ClaimError::AlreadyHarvested),
-            _ => return Err(ClaimError::NotEligible),
-        }
-        let player = live_user(&mut tx, user, true)
-            .await?
-            .ok_or(ClaimError::NotEligible)?;
-        if let Some(until) = policy.harvest.in_cooldown(player.last_harvest_at, now) {
-            return Err(ClaimError::Cooldown { until });
-        }
-        let credit = plan_harvest_credit(
-            player.balance,
-            player.streak,
-            now,
-            &policy.ledger,
-            &policy.streaks,
-        )
-        .map_err(|e| match e {
-            LedgerRefusal::StorageFull { cap } => ClaimError::StorageFull { cap },
-            other => ClaimError::Backend(BackendError::new(other.to_string())),
-        })?;
-        let LemonState::Regrowing {
-            harvested_at,
-            regrows_at,
-        } = harvested_state(now, &policy.tree)
-        else {
-            return Err(BackendError::new("a harvested lemon must be regrowing").into());
+        let attempt = fetch_attempt(&mut tx, id, true).await?;
+        let player = live_user(&mut tx, user, true).await?;
+        let claim = match plan_claim(attempt.as_ref(), user, player.as_ref(), now, policy)? {
+            ClaimPlan::Replay(receipt) => return Ok(receipt),
+            ClaimPlan::Race(claim) => claim,
         };
         // The conditional update: only one claimant per ripening can match.
         let flipped = sqlx::query(
             "UPDATE lemons SET ripe = false, harvested_at = $3, regrows_at = $4, harvested_by = $5
              WHERE position = $1 AND ripe AND cycle = $2",
         )
-        .bind(i16::from(attempt.position.get()))
-        .bind(i64::try_from(attempt.lemon_cycle).unwrap_or(i64::MAX))
-        .bind(harvested_at)
-        .bind(regrows_at)
+        .bind(i16::from(claim.position.get()))
+        .bind(i64::try_from(claim.cycle).unwrap_or(i64::MAX))
+        .bind(claim.harvested_at)
+        .bind(claim.regrows_at)
         .bind(user.as_uuid())
         .execute(&mut *tx)
         .await
@@ -442,54 +410,35 @@ impl TreeStore for PgStore {
         .rows_affected()
             == 1;
         if !flipped {
-            set_harvest(&mut tx, id, &HarvestState::Lost).await?;
+            let (lost, refusal) = claim.gone();
+            set_harvest(&mut tx, id, &lost).await?;
             commit(tx).await?;
-            return Err(ClaimError::AlreadyHarvested);
+            return Err(refusal);
         }
-        let reward = PostRequest {
-            user,
-            kind: EntryKind::Harvest,
-            amount: policy.ledger.harvest_reward,
-            key: IdempotencyKey::harvest(id),
-            instance: None,
-            at: now,
-        };
-        let entry = post_tx(&mut tx, &reward, &policy.ledger)
+        let reward = post_tx(&mut tx, &claim.reward, &policy.ledger)
             .await
             .map_err(unexpected)?
             .entry()
             .clone();
-        let mut balance_after = entry.balance_after;
-        if let Some(bonus) = credit.streak_bonus {
-            let request = PostRequest {
-                user,
-                kind: EntryKind::StreakBonus,
-                amount: Lemons::try_from_i64(bonus.delta).unwrap_or_default(),
-                key: IdempotencyKey::streak(id),
-                instance: None,
-                at: now,
-            };
-            balance_after = post_tx(&mut tx, &request, &policy.ledger)
-                .await
-                .map_err(unexpected)?
-                .entry()
-                .balance_after;
-        }
+        let bonus = match &claim.streak_bonus {
+            Some(request) => Some(
+                post_tx(&mut tx, request, &policy.ledger)
+                    .await
+                    .map_err(unexpected)?
+                    .entry()
+                    .clone(),
+            ),
+            None => None,
+        };
         sqlx::query("UPDATE users SET last_harvest_at = $2, streak_days = $3, streak_last_day = $4 WHERE id = $1")
             .bind(user.as_uuid())
-            .bind(now)
-            .bind(i32::try_from(credit.streak_after.days).unwrap_or(i32::MAX))
-            .bind(credit.streak_after.last_day)
+            .bind(claim.harvested_at)
+            .bind(i32::try_from(claim.streak_after.days).unwrap_or(i32::MAX))
+            .bind(claim.streak_after.last_day)
             .execute(&mut *tx)
             .await
             .map_err(db("record a harvest on the user"))?;
-        let receipt = HarvestReceipt {
-            entry: entry.id,
-            reward: credit.reward_lemons(),
-            streak_bonus: credit.bonus_lemons(),
-            balance_after,
-            harvested_at: entry.at,
-        };
+        let receipt = claim.receipt(&reward, bonus.as_ref());
         set_harvest(&mut tx, id, &HarvestState::Won(receipt)).await?;
         commit(tx).await?;
         Ok(receipt)

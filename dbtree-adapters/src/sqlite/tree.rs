@@ -6,7 +6,7 @@ use dbtree_core::auth::Email;
 use dbtree_core::boundary::{
     BackendError, ClaimError, NewAttempt, RecordAnswerError, StartAttemptError, TreeStore,
 };
-use dbtree_core::harvest::{ClickChallenge, HarvestReceipt, HarvestState, plan_harvest_credit};
+use dbtree_core::harvest::{ClaimPlan, ClickChallenge, HarvestReceipt, HarvestState, plan_claim};
 use dbtree_core::ids::{AttemptId, QuizId, UserId};
 use dbtree_core::policy::Policy;
 use dbtree_core::quiz::{AnswerRecord, Attempt};
@@ -16,7 +16,7 @@ use sqlx::types::Json;
 use uuid::fmt::Hyphenated;
 
 use super::accounts::{live_user, stored_email};
-use super::harvest::{claim_refusal, flip_lemon, pay_harvest, set_harvest};
+use super::harvest::{flip_lemon, pay_harvest, set_harvest};
 use super::ledger::{DAY_MS, day_start};
 use super::quizzes::next_quiz;
 use super::{SqliteStore, at, commit, db, ms};
@@ -288,36 +288,19 @@ impl TreeStore for SqliteStore {
         policy: &Policy,
     ) -> Result<HarvestReceipt, ClaimError> {
         let mut tx = self.begin().await?;
-        let attempt = fetch_attempt(&mut tx, id)
-            .await?
-            .filter(|a| a.user == user)
-            .ok_or(ClaimError::NotEligible)?;
-        match attempt.harvest {
-            HarvestState::Won(receipt) => return Ok(receipt),
-            HarvestState::Open => {}
-            HarvestState::Lost => return Err(ClaimError::AlreadyHarvested),
-            _ => return Err(ClaimError::NotEligible),
-        }
-        let player = live_user(&mut tx, user)
-            .await?
-            .ok_or(ClaimError::NotEligible)?;
-        if let Some(until) = policy.harvest.in_cooldown(player.last_harvest_at, now) {
-            return Err(ClaimError::Cooldown { until });
-        }
-        let credit = plan_harvest_credit(
-            player.balance,
-            player.streak,
-            now,
-            &policy.ledger,
-            &policy.streaks,
-        )
-        .map_err(claim_refusal)?;
-        if !flip_lemon(&mut tx, &attempt, now, policy).await? {
-            set_harvest(&mut tx, id, &HarvestState::Lost).await?;
+        let attempt = fetch_attempt(&mut tx, id).await?;
+        let player = live_user(&mut tx, user).await?;
+        let claim = match plan_claim(attempt.as_ref(), user, player.as_ref(), now, policy)? {
+            ClaimPlan::Replay(receipt) => return Ok(receipt),
+            ClaimPlan::Race(claim) => claim,
+        };
+        if !flip_lemon(&mut tx, &claim).await? {
+            let (lost, refusal) = claim.gone();
+            set_harvest(&mut tx, id, &lost).await?;
             commit(tx).await?;
-            return Err(ClaimError::AlreadyHarvested);
+            return Err(refusal);
         }
-        let receipt = pay_harvest(&mut tx, &attempt, &credit, now, policy).await?;
+        let receipt = pay_harvest(&mut tx, &claim, policy).await?;
         set_harvest(&mut tx, id, &HarvestState::Won(receipt)).await?;
         commit(tx).await?;
         Ok(receipt)

@@ -6,18 +6,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use dbtree_core::auth::Email;
 use dbtree_core::boundary::{
-    AddQuizError, BackendError, ClaimError, NewAttempt, PostRequest, QuizStore, RecordAnswerError,
+    AddQuizError, BackendError, ClaimError, NewAttempt, QuizStore, RecordAnswerError,
     StartAttemptError, TreeStore,
 };
-use dbtree_core::harvest::{HarvestReceipt, HarvestState, plan_harvest_credit};
+use dbtree_core::harvest::{ClaimPlan, HarvestReceipt, HarvestState, plan_claim};
 use dbtree_core::ids::{AttemptId, QuizId, UserId};
-use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerRefusal};
 use dbtree_core::policy::Policy;
 use dbtree_core::quiz::{AnswerRecord, Attempt, NewQuiz, Quiz};
 use dbtree_core::streak::utc_day;
-use dbtree_core::tree::{
-    Lemon, LemonState, Position, QuizUsage, choose_next_quiz, harvested_state,
-};
+use dbtree_core::tree::{Lemon, LemonState, Position, QuizUsage, choose_next_quiz};
 
 use super::{MemoryStore, State, post_error_to_backend};
 
@@ -171,87 +168,41 @@ impl TreeStore for MemoryStore {
         policy: &Policy,
     ) -> Result<HarvestReceipt, ClaimError> {
         let mut s = self.state.lock();
-        let attempt = s
-            .attempts
-            .get(&id)
-            .filter(|a| a.user == user)
-            .cloned()
-            .ok_or(ClaimError::NotEligible)?;
-        match attempt.harvest {
-            HarvestState::Won(receipt) => return Ok(receipt),
-            HarvestState::Open => {}
-            HarvestState::Lost => return Err(ClaimError::AlreadyHarvested),
-            _ => return Err(ClaimError::NotEligible),
-        }
-        let player = s.live_user(user).ok_or(ClaimError::NotEligible)?;
-        if let Some(until) = policy.harvest.in_cooldown(player.last_harvest_at, now) {
-            return Err(ClaimError::Cooldown { until });
-        }
-        let credit = plan_harvest_credit(
-            player.balance,
-            player.streak,
-            now,
-            &policy.ledger,
-            &policy.streaks,
-        )
-        .map_err(|e| match e {
-            LedgerRefusal::StorageFull { cap } => ClaimError::StorageFull { cap },
-            other => ClaimError::Backend(BackendError::new(other.to_string())),
-        })?;
-        let won = s
-            .lemons
-            .get(&attempt.position)
-            .is_some_and(|l| l.is_ripe() && l.cycle == attempt.lemon_cycle);
-        if !won {
+        let player = s.live_user(user);
+        let claim = match plan_claim(s.attempts.get(&id), user, player.as_ref(), now, policy)? {
+            ClaimPlan::Replay(receipt) => return Ok(receipt),
+            ClaimPlan::Race(claim) => claim,
+        };
+        if !claim.wins(s.lemons.get(&claim.position)) {
+            let (lost, refusal) = claim.gone();
             if let Some(a) = s.attempts.get_mut(&id) {
-                a.harvest = HarvestState::Lost;
+                a.harvest = lost;
             }
-            return Err(ClaimError::AlreadyHarvested);
+            return Err(refusal);
         }
-        if let Some(lemon) = s.lemons.get_mut(&attempt.position) {
-            lemon.state = harvested_state(now, &policy.tree);
+        if let Some(lemon) = s.lemons.get_mut(&claim.position) {
+            lemon.state = claim.lemon_state();
             lemon.harvested_by = Some(user);
         }
-        let reward = PostRequest {
-            user,
-            kind: EntryKind::Harvest,
-            amount: policy.ledger.harvest_reward,
-            key: IdempotencyKey::harvest(id),
-            instance: None,
-            at: now,
-        };
-        let entry = s
-            .post(&reward, &policy.ledger)
+        let reward = s
+            .post(&claim.reward, &policy.ledger)
             .map_err(post_error_to_backend)?
             .entry()
             .clone();
-        let mut balance_after = entry.balance_after;
-        if let Some(bonus) = credit.streak_bonus {
-            let request = PostRequest {
-                user,
-                kind: EntryKind::StreakBonus,
-                amount: dbtree_core::lemons::Lemons::try_from_i64(bonus.delta).unwrap_or_default(),
-                key: IdempotencyKey::streak(id),
-                instance: None,
-                at: now,
-            };
-            balance_after = s
-                .post(&request, &policy.ledger)
-                .map_err(post_error_to_backend)?
-                .entry()
-                .balance_after;
-        }
-        if let Some(row) = s.users.get_mut(&user) {
-            row.last_harvest_at = Some(now);
-            row.streak = credit.streak_after;
-        }
-        let receipt = HarvestReceipt {
-            entry: entry.id,
-            reward: credit.reward_lemons(),
-            streak_bonus: credit.bonus_lemons(),
-            balance_after,
-            harvested_at: now,
+        let bonus = match &claim.streak_bonus {
+            Some(request) => Some(
+                s.post(request, &policy.ledger)
+                    .map_err(post_error_to_backend)?
+                    .entry()
+                    .clone(),
+            ),
+            None => None,
         };
+        if let Some(row) = s.users.get_mut(&user) {
+            row.last_harvest_at = Some(claim.harvested_at);
+            row.streak = claim.streak_after;
+        }
+        let receipt = claim.receipt(&reward, bonus.as_ref());
         if let Some(a) = s.attempts.get_mut(&id) {
             a.harvest = HarvestState::Won(receipt);
         }

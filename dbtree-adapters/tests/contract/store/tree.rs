@@ -383,3 +383,92 @@ pub(crate) async fn quiz_masters_count_correct_on_time_answers_per_day(env: &Sto
         ]
     );
 }
+
+/// Every harvest state answers a claim as [`dbtree_core::harvest::plan_claim`] decides: only an
+/// `Open` attempt races, a `Won` one replays, a `Lost` one stays lost, and every settled or
+/// unanswered state is refused as not eligible, paying nothing.
+pub(crate) async fn a_claim_answers_by_the_attempts_harvest_state(env: &StoreEnv) {
+    let s = &env.store;
+    planted(s).await;
+    let p = policy();
+    let later = t0() + TimeDelta::seconds(1);
+    let winner = user(s, 40).await;
+    let loser = user(s, 41).await;
+    let won = open_attempt(s, winner.id, 6, 40, t0()).await;
+    let lost = open_attempt(s, loser.id, 6, 41, t0()).await;
+    s.claim_lemon(won, winner.id, later, &p).await.unwrap();
+    assert!(matches!(
+        s.claim_lemon(lost, loser.id, later, &p).await,
+        Err(ClaimError::AlreadyHarvested)
+    ));
+    assert_eq!(
+        s.attempt(lost).await.unwrap().unwrap().harvest,
+        HarvestState::Lost
+    );
+    assert!(
+        matches!(
+            env.second.claim_lemon(lost, loser.id, later, &p).await,
+            Err(ClaimError::AlreadyHarvested)
+        ),
+        "a lost attempt stays lost"
+    );
+
+    let u = user(s, 42).await;
+    let before = balance(s, u.id).await;
+    let lemon = s.lemons().await.unwrap()[8].clone();
+    let mut refused = Vec::new();
+    let unanswered = NewAttempt {
+        id: AttemptId::from_random_bytes(id_bytes(4_200)),
+        user: u.id,
+        position: lemon.position,
+        lemon_cycle: lemon.cycle,
+        quiz: lemon.quiz,
+        started_at: t0(),
+        time_limit: TimeDelta::seconds(20),
+    };
+    s.start_attempt(&unanswered).await.unwrap();
+    refused.push(("awaiting an answer", unanswered.id));
+    let given_up = NewAttempt {
+        id: AttemptId::from_random_bytes(id_bytes(4_201)),
+        ..unanswered.clone()
+    };
+    s.start_attempt(&given_up).await.unwrap();
+    s.abandon_attempt(given_up.id).await.unwrap();
+    refused.push(("abandoned", given_up.id));
+    let wrong = NewAttempt {
+        id: AttemptId::from_random_bytes(id_bytes(4_202)),
+        ..unanswered.clone()
+    };
+    s.start_attempt(&wrong).await.unwrap();
+    let answer = AnswerRecord {
+        option: 1,
+        correct: false,
+        on_time: true,
+        at: t0(),
+        challenge: None,
+    };
+    s.record_answer(wrong.id, &answer).await.unwrap();
+    refused.push(("not eligible", wrong.id));
+    let missed = open_attempt(s, u.id, 8, 4_203, t0()).await;
+    s.settle_attempt(missed, &HarvestState::Missed { distance: 0.4 })
+        .await
+        .unwrap();
+    refused.push(("missed", missed));
+    let late = open_attempt(s, u.id, 8, 4_204, t0()).await;
+    s.settle_attempt(late, &HarvestState::TooLate { elapsed_ms: 6_000 })
+        .await
+        .unwrap();
+    refused.push(("too late", late));
+    refused.push(("unknown", AttemptId::from_random_bytes(id_bytes(4_299))));
+    for (what, attempt) in refused {
+        assert!(
+            matches!(
+                s.claim_lemon(attempt, u.id, later, &p).await,
+                Err(ClaimError::NotEligible)
+            ),
+            "{what}"
+        );
+    }
+    assert_eq!(balance(s, u.id).await, before, "a refused claim pays nothing");
+    assert!(s.lemons().await.unwrap()[8].is_ripe());
+}
