@@ -24,6 +24,7 @@ macro_rules! store_tests {
         $mac!($env;
             accounts::posting_moves_balance_and_ledger_together,
             accounts::a_retried_key_changes_nothing,
+            accounts::a_replay_keeps_the_original_amount_and_time,
             accounts::debits_refuse_a_short_balance_and_earnings_clip_at_the_cap,
             accounts::concurrent_debits_never_overdraw,
             accounts::history_pages_newest_first_and_filters,

@@ -32,7 +32,7 @@ pub use instances::{
     ChargeOutcome, CreateInstanceError, CreatedInstance, InstanceStore, NewInstance, NodePortStore,
     ReservePortError, ResumeOutcome, StartInstanceError, TransitionError,
 };
-pub use ledger::{LedgerStore, PostError, PostOutcome, PostRequest};
+pub use ledger::{LedgerStore, PostError, PostOutcome, PostRequest, replay_or_conflict};
 pub use mailer::{MailError, Mailer};
 pub use quiz_lock::{LockOutcome, QuizLock};
 pub use quizzes::{AddQuizError, QuizStore};

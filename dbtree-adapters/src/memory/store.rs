@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use dbtree_core::auth::{Email, IssuedCode, Session};
-use dbtree_core::boundary::{BackendError, InquiryId, PostError, PostOutcome, PostRequest, User};
+use dbtree_core::boundary::{
+    BackendError, InquiryId, PostError, PostOutcome, PostRequest, User, replay_or_conflict,
+};
 use dbtree_core::ids::{AttemptId, InstanceId, QuizId, UserId};
 use dbtree_core::instance::Instance;
 use dbtree_core::ledger::{IdempotencyKey, LedgerEntry, LedgerPolicy, plan_posting};
@@ -111,11 +113,7 @@ impl State {
         policy: &LedgerPolicy,
     ) -> Result<PostOutcome, PostError> {
         if let Some(existing) = self.entry(&request.key) {
-            return if existing.user == request.user && existing.kind == request.kind {
-                Ok(PostOutcome::Replayed(existing.clone()))
-            } else {
-                Err(PostError::KeyConflict(request.key.clone()))
-            };
+            return replay_or_conflict(existing.clone(), request);
         }
         let row = self
             .users

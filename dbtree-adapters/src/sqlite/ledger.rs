@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime};
-use dbtree_core::boundary::{BackendError, LedgerStore, PostError, PostOutcome, PostRequest};
+use dbtree_core::boundary::{
+    BackendError, LedgerStore, PostError, PostOutcome, PostRequest, replay_or_conflict,
+};
 use dbtree_core::ids::{EntryId, InstanceId, UserId};
 use dbtree_core::ledger::{IdempotencyKey, LedgerEntry, LedgerPolicy, plan_posting};
 use dbtree_core::lemons::Lemons;
@@ -78,11 +80,7 @@ pub(super) async fn post_tx(
             .await
             .map_err(db("read a balance"))?;
     if let Some(existing) = entry_by_key(conn, &request.key).await? {
-        return if existing.user == request.user && existing.kind == request.kind {
-            Ok(PostOutcome::Replayed(existing))
-        } else {
-            Err(PostError::KeyConflict(request.key.clone()))
-        };
+        return replay_or_conflict(existing, request);
     }
     let Some((balance, Some(_))) = balance else {
         return Err(PostError::UnknownUser);

@@ -61,6 +61,24 @@ pub enum PostError {
     Backend(#[from] BackendError),
 }
 
+/// What a post whose key was posted before does: the same user and kind replay the original
+/// entry (nothing changes); anything else is a conflicting reuse of the key. Every
+/// [`LedgerStore::post`] calls this when it finds `existing` under `request.key`, inside its
+/// atomic step.
+///
+/// # Errors
+/// [`PostError::KeyConflict`] when `existing` belongs to another user or is of another kind.
+pub fn replay_or_conflict(
+    existing: LedgerEntry,
+    request: &PostRequest,
+) -> Result<PostOutcome, PostError> {
+    if existing.user == request.user && existing.kind == request.kind {
+        Ok(PostOutcome::Replayed(existing))
+    } else {
+        Err(PostError::KeyConflict(request.key.clone()))
+    }
+}
+
 /// The ledger.
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
@@ -68,8 +86,8 @@ pub trait LedgerStore: Send + Sync {
     ///
     /// MUST plan it with [`crate::ledger::plan_posting`] on the current balance and write the new
     /// balance and the entry in one atomic step, so the balance always equals the sum of the
-    /// user's entries and never goes negative. MUST change nothing and return
-    /// [`PostOutcome::Replayed`] if the key was posted before for the same user and kind.
+    /// user's entries and never goes negative. If the key was posted before, MUST change nothing
+    /// and answer what [`replay_or_conflict`] decides (a replay for the same user and kind).
     ///
     /// # Errors
     /// [`PostError::Refused`], [`PostError::UnknownUser`], [`PostError::KeyConflict`].
@@ -113,4 +131,62 @@ pub trait LedgerStore: Send + Sync {
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.
     async fn total_harvested(&self) -> Result<u64, BackendError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::ids::AttemptId;
+
+    fn request(user: u8, kind: EntryKind) -> PostRequest {
+        PostRequest {
+            user: UserId::from_random_bytes([user; 16]),
+            kind,
+            amount: Lemons::new(3),
+            key: IdempotencyKey::harvest(AttemptId::from_random_bytes([5; 16])),
+            instance: None,
+            at: Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap(),
+        }
+    }
+
+    fn posted(request: &PostRequest) -> LedgerEntry {
+        LedgerEntry {
+            id: request.key.entry_id(),
+            user: request.user,
+            kind: request.kind,
+            delta: 3,
+            balance_after: Lemons::new(13),
+            key: request.key.clone(),
+            instance: None,
+            at: request.at,
+        }
+    }
+
+    #[test]
+    fn the_same_user_and_kind_replay_the_original_entry() {
+        let first = request(1, EntryKind::Harvest);
+        let mut again = first.clone();
+        again.amount = Lemons::new(99);
+        again.at += chrono::TimeDelta::minutes(1);
+        match replay_or_conflict(posted(&first), &again) {
+            Ok(PostOutcome::Replayed(entry)) => assert_eq!(entry, posted(&first)),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_user_or_kind_is_a_key_conflict() {
+        let first = request(1, EntryKind::Harvest);
+        for other in [
+            request(2, EntryKind::Harvest),
+            request(1, EntryKind::StreakBonus),
+        ] {
+            match replay_or_conflict(posted(&first), &other) {
+                Err(PostError::KeyConflict(key)) => assert_eq!(key, first.key),
+                got => panic!("expected a conflict, got {got:?}"),
+            }
+        }
+    }
 }

@@ -99,6 +99,25 @@ pub(crate) async fn a_retried_key_changes_nothing(env: &StoreEnv) {
     );
 }
 
+/// A retry is judged by [`dbtree_core::boundary::replay_or_conflict`] on user and kind only:
+/// another amount or time under the same key replays the original entry, moving nothing.
+pub(crate) async fn a_replay_keeps_the_original_amount_and_time(env: &StoreEnv) {
+    let s = &env.store;
+    let u = user(s, 4).await;
+    let p = policy().ledger;
+    let first = s
+        .post(&request(u.id, EntryKind::AdminGrant, 5, "t:amount"), &p)
+        .await
+        .unwrap();
+    let mut retry = request(u.id, EntryKind::AdminGrant, 40, "t:amount");
+    retry.at = t0() + TimeDelta::minutes(3);
+    let again = env.second.post(&retry, &p).await.unwrap();
+    assert_eq!(again, PostOutcome::Replayed(first.entry().clone()));
+    assert_eq!((again.entry().delta, again.entry().at), (5, t0()));
+    assert_eq!(balance(s, u.id).await, 20);
+    assert_balanced(s, u.id).await;
+}
+
 pub(crate) async fn debits_refuse_a_short_balance_and_earnings_clip_at_the_cap(env: &StoreEnv) {
     let s = &env.store;
     let u = user(s, 4).await;

@@ -234,11 +234,8 @@ impl LedgerStore for JournalLedger {
     ) -> Result<PostOutcome, PostError> {
         let mut books = self.books()?;
         if let Some(earlier) = books.entry(&request.key) {
-            return if earlier.user == request.user && earlier.kind == request.kind {
-                Ok(PostOutcome::Replayed(earlier.clone()))
-            } else {
-                Err(PostError::KeyConflict(request.key.clone()))
-            };
+            // the one rule for a reused key: same user and kind replay, anything else conflicts
+            return dbtree_core::boundary::replay_or_conflict(earlier.clone(), request);
         }
         let balance = *books
             .balances
