@@ -5,6 +5,7 @@
 //! `spec.resources.diskGib` by server-side apply (a template is immutable), and cleanup deletes
 //! it by name.
 
+mod admin;
 mod engine_config;
 mod mongodb;
 mod pod;
@@ -19,8 +20,8 @@ use dbtree_adapters::kube::{
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
-    VolumeResourceRequirements,
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, Service, ServicePort,
+    ServiceSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -30,7 +31,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
+pub use admin::{ADMIN_PASSWORD_LEN, admin_password, admin_username};
 pub use engine_config::EngineSettings;
+pub use redis::{ADMIN_USER as REDIS_ADMIN_USER, TENANT_ACL_RULES as REDIS_TENANT_ACL_RULES};
 
 /// Field manager of the operator's server-side applies.
 pub const FIELD_MANAGER: &str = "dbtree-operator";
@@ -90,6 +93,39 @@ pub struct Children {
     pub stateful_set: StatefulSet,
 }
 
+impl Children {
+    /// The same children with the pods reading the administrator's password from the Secret
+    /// `name` (see [`ChildNames::admin_secret`]).
+    #[must_use]
+    pub fn with_admin_secret(mut self, name: &str) -> Self {
+        let pod = self
+            .stateful_set
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut());
+        if let Some(pod) = pod {
+            let env = pod
+                .containers
+                .iter_mut()
+                .chain(pod.init_containers.iter_mut().flatten())
+                .flat_map(|c| c.env.iter_mut().flatten());
+            for var in env.filter(|v| v.name == ADMIN_PASSWORD_ENV) {
+                if let Some(r) = var
+                    .value_from
+                    .as_mut()
+                    .and_then(|v| v.secret_key_ref.as_mut())
+                {
+                    r.name = name.to_owned();
+                }
+            }
+        }
+        self
+    }
+}
+
+/// The environment variable that carries the administrator's password into the pods.
+pub const ADMIN_PASSWORD_ENV: &str = "DBTREE_ADMIN_PASSWORD";
+
 /// The names of an instance's children, derived from the `DBInstance` name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChildNames {
@@ -99,6 +135,10 @@ pub struct ChildNames {
     pub config_map: String,
     /// PersistentVolumeClaim.
     pub data: String,
+    /// The `generateName` prefix of dbtree's administrative Secret for the engine (`<name>-admin-`;
+    /// the API server completes the name). Not a valid Secret name by itself: until
+    /// [`Children::with_admin_secret`] names the real one, the pod template cannot be applied.
+    pub admin_secret: String,
 }
 
 impl ChildNames {
@@ -108,6 +148,7 @@ impl ChildNames {
             workload: instance_name.to_owned(),
             config_map: format!("{instance_name}-config"),
             data: format!("{instance_name}-data"),
+            admin_secret: format!("{instance_name}-admin-"),
         }
     }
 }
@@ -199,33 +240,19 @@ pub fn engine_port(engine: EngineKind) -> i32 {
 /// [`SpecError`] when the metadata lacks a name, namespace or uid, the name cannot prefix the
 /// children's names, or `spec.engineConfig` holds an unknown key or a bad value.
 pub fn desired_children(dbi: &DBInstance, config: &ChildrenConfig) -> Result<Children, SpecError> {
-    let name = dbi
-        .meta()
-        .name
-        .clone()
-        .ok_or(SpecError::MissingMetadata { field: "name" })?;
-    let namespace = dbi
-        .namespace()
-        .ok_or(SpecError::MissingMetadata { field: "namespace" })?;
-    let owner = dbi
-        .controller_owner_ref(&())
-        .ok_or(SpecError::MissingMetadata { field: "uid" })?;
-    check_name(&name)?;
+    let meta = child_meta(dbi)?;
+    let name = dbi.meta().name.clone().unwrap_or_default();
     let spec = &dbi.spec;
     let settings = EngineSettings::validate(spec.engine, &spec.engine_config)?;
     let names = ChildNames::for_instance(&name);
-    let meta = ChildMeta {
-        namespace,
-        owner: OwnerReference {
-            block_owner_deletion: Some(true),
-            ..owner
-        },
-        labels: instance_labels(dbi),
-    };
     let plan = match spec.engine {
-        EngineKind::Postgresql => postgres::plan(spec, &settings, &config.postgres_image),
-        EngineKind::Redis => redis::plan(spec, &settings, &config.redis_image),
-        EngineKind::Mongodb => mongodb::plan(spec, &settings, &config.mongodb_image),
+        EngineKind::Postgresql => {
+            postgres::plan(spec, &settings, &config.postgres_image, &names.admin_secret)
+        }
+        EngineKind::Redis => redis::plan(spec, &settings, &config.redis_image, &names.admin_secret),
+        EngineKind::Mongodb => {
+            mongodb::plan(spec, &settings, &config.mongodb_image, &names.admin_secret)
+        }
     };
     let config_map = ConfigMap {
         metadata: meta.object(&names.config_map),
@@ -243,6 +270,43 @@ pub fn desired_children(dbi: &DBInstance, config: &ChildrenConfig) -> Result<Chi
         network_policy: network_policy(&meta, &names, spec.engine),
         stateful_set: pod::stateful_set(&meta, &names, spec, plan),
         config_map,
+    })
+}
+
+/// dbtree's administrative Secret for `dbi`'s engine, holding `password` (drawn by the caller:
+/// this function is pure), to be created with a name the API server completes from
+/// [`ChildNames::admin_secret`]. The operator creates it once and never changes it.
+///
+/// # Errors
+/// [`SpecError`] as for [`desired_children`].
+pub fn admin_secret(dbi: &DBInstance, password: &str) -> Result<Secret, SpecError> {
+    let meta = child_meta(dbi)?;
+    let name = dbi.meta().name.clone().unwrap_or_default();
+    let prefix = ChildNames::for_instance(&name).admin_secret;
+    Ok(admin::admin_secret(&meta, &prefix, dbi.spec.engine, password))
+}
+
+/// The metadata of `dbi`'s children, after checking that its name can prefix theirs.
+fn child_meta(dbi: &DBInstance) -> Result<ChildMeta, SpecError> {
+    let name = dbi
+        .meta()
+        .name
+        .clone()
+        .ok_or(SpecError::MissingMetadata { field: "name" })?;
+    let namespace = dbi
+        .namespace()
+        .ok_or(SpecError::MissingMetadata { field: "namespace" })?;
+    let owner = dbi
+        .controller_owner_ref(&())
+        .ok_or(SpecError::MissingMetadata { field: "uid" })?;
+    check_name(&name)?;
+    Ok(ChildMeta {
+        namespace,
+        owner: OwnerReference {
+            block_owner_deletion: Some(true),
+            ..owner
+        },
+        labels: instance_labels(dbi),
     })
 }
 
@@ -433,5 +497,7 @@ pub(crate) struct EnginePlan {
 /// Where the ConfigMap is mounted in the engine's containers.
 pub const CONFIG_DIR: &str = "/etc/dbtree";
 
+#[cfg(test)]
+mod tenant_tests;
 #[cfg(test)]
 mod tests;
