@@ -17,9 +17,13 @@ use crate::support::{
     instance, refusal, uuid,
 };
 
-/// Whether `client`'s identity may `verb` `resource` (`group/resource[/subresource]`) in `ns`,
-/// as the API server's authoriser answers.
+/// Whether `client`'s identity may `verb` `resource` (`group/resource[/subresource]`, with
+/// `@name` for one object) in `ns`, as the API server's authoriser answers.
 async fn may(client: &Client, verb: &str, resource: &str, ns: Option<&str>) -> bool {
+    let (resource, name) = match resource.split_once('@') {
+        Some((r, n)) => (r, Some(n.to_owned())),
+        None => (resource, None),
+    };
     let (group, rest) = resource.split_once('/').unwrap_or(("", resource));
     let (resource, subresource) = match rest.split_once('/') {
         Some((r, s)) => (r, Some(s.to_owned())),
@@ -33,6 +37,7 @@ async fn may(client: &Client, verb: &str, resource: &str, ns: Option<&str>) -> b
                 subresource,
                 verb: Some(verb.to_owned()),
                 namespace: ns.map(str::to_owned),
+                name,
                 ..ResourceAttributes::default()
             }),
             ..SelfSubjectAccessReviewSpec::default()
@@ -77,6 +82,8 @@ async fn each_component_may_make_its_calls_and_no_other() {
             ("patch", "configmaps"),
             ("patch", "networking.k8s.io/networkpolicies"),
             ("patch", "secrets"),
+            ("create", "secrets"),
+            ("get", "secrets"),
             ("create", "events.k8s.io/events"),
         ],
         Some(ns),
@@ -84,7 +91,11 @@ async fn each_component_may_make_its_calls_and_no_other() {
     .await;
     assert_may(
         Who::Operator,
-        &[("get", "coordination.k8s.io/leases"), ("update", "coordination.k8s.io/leases")],
+        &[
+            ("create", "coordination.k8s.io/leases"),
+            ("get", "coordination.k8s.io/leases@dbtree-operator"),
+            ("update", "coordination.k8s.io/leases@dbtree-operator"),
+        ],
         Some("dbtree"),
     )
     .await;
@@ -145,14 +156,19 @@ async fn each_component_may_make_its_calls_and_no_other() {
     );
     assert_forbidden(&status, "the server listing StatefulSets");
 
-    // The operator patches the Secret to adopt it, but never reads one.
+    // The operator reads a Secret by name (its own administrator Secret), never lists them, and
+    // touches no other lease than its own.
     let operator = client(Who::Operator).await;
     let secrets: Api<Secret> = Api::namespaced(operator.clone(), &owned_ns);
     let status = refusal(
-        secrets.get(&dbi.spec.secret_ref.name).await,
-        "the operator reading a Secret",
+        secrets.list(&ListParams::default()).await,
+        "the operator listing Secrets",
     );
-    assert_forbidden(&status, "the operator reading a Secret");
+    assert_forbidden(&status, "the operator listing Secrets");
+    assert!(
+        !may(&operator, "update", "coordination.k8s.io/leases@someone-else", Some("dbtree")).await,
+        "the operator may update only its own Lease"
+    );
     let namespaces: Api<Namespace> = Api::all(operator);
     let status = refusal(
         namespaces
