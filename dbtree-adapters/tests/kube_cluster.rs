@@ -190,6 +190,10 @@ async fn serve_provisioning(api: &mut ApiServer, request: &ProvisionRequest) {
         call.body["metadata"]["labels"]["dbtree.cloud/owner"],
         request.owner.to_string()
     );
+    assert_eq!(
+        call.body["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
     call.echo("1");
 
     let call = api

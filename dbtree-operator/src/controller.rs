@@ -190,6 +190,10 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                // A child's event for an instance already gone: nothing to do, nothing wrong.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "already deleted");
+                }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
         })

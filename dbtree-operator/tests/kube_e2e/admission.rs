@@ -9,7 +9,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::support::{
-    CONVERGE, Env, Who, api_of, client, cluster_component, components_exclusive, components_up,
+    CONVERGE, Env, Stopped, Who, api_of, client, components_exclusive, components_up,
     create_with_secret, delete_and_wait, ensure_namespace, eventually, instance, refusal,
     wait_phase,
 };
@@ -166,8 +166,14 @@ async fn with_the_webhook_stopped_creates_are_refused() {
     ensure_namespace(&admin, "e2e-webhook-down").await;
     let api: Api<DBInstance> = Api::namespaced(admin.clone(), "e2e-webhook-down");
     let dbi = instance("e2e-webhook-down", "admin", EngineKind::Redis, 31027);
+    let existing = create_with_secret(
+        &admin,
+        &instance("e2e-webhook-down", "admin", EngineKind::Redis, 31028),
+    )
+    .await;
+    wait_phase(&admin, &existing, Phase::Ready, CONVERGE).await;
 
-    cluster_component("stop", "webhook");
+    let stopped = Stopped::stop("webhook");
     let result = api
         .create(
             &PostParams {
@@ -177,7 +183,16 @@ async fn with_the_webhook_stopped_creates_are_refused() {
             &dbi,
         )
         .await;
-    cluster_component("start", "webhook");
+    let stop = json!({ "spec": { "runState": "Stopped" } });
+    let spec_change = api
+        .patch(&existing.name_any(), &PatchParams::default(), &Patch::Merge(&stop))
+        .await;
+    // Deleting needs no webhook: the deletion is not sent to it, nor is the update by which
+    // the operator then removes its finalizer.
+    delete_and_wait(&admin, &existing, CONVERGE).await;
+    drop(stopped);
+    let refused = refusal(spec_change, "a spec change while the webhook is down");
+    assert!(refused.message.contains("failed calling webhook"), "{refused:?}");
     let refused = refusal(result, "a create while the webhook is down");
     assert!(
         refused

@@ -17,6 +17,7 @@
 
 mod admission;
 mod crd;
+mod isolation;
 mod operator;
 mod rbac;
 mod server;

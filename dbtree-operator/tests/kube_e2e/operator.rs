@@ -11,7 +11,7 @@ use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServicePort, ServiceSpec,
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -22,16 +22,29 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::support::{
-    CONVERGE, Who, api_of, client, cluster_component, components_exclusive, components_up,
+    CONVERGE, Stopped, Who, api_of, client, components_exclusive, components_up,
     create_with_secret, delete_and_wait, describe, ensure_namespace, eventually, instance, uuid,
     wait_phase,
 };
 
-/// A new owner's namespace, created by the platform identity as the server would.
+/// A new owner's namespace, created by the platform identity as the server does: Pod Security
+/// `restricted` enforced, so every pod the operator renders is checked against it.
 async fn owner_namespace(server: &Client) -> (String, String) {
     let owner = uuid();
     let ns = format!("dbtree-user-{owner}");
-    ensure_namespace(server, &ns).await;
+    let api: Api<Namespace> = Api::all(server.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns.clone()),
+            labels: Some(std::collections::BTreeMap::from([(
+                "pod-security.kubernetes.io/enforce".to_owned(),
+                "restricted".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    api.create(&PostParams::default(), &namespace).await.unwrap();
     (owner, ns)
 }
 
@@ -283,7 +296,7 @@ async fn the_standby_replica_takes_the_lease_and_reconciles_when_the_leader_stop
     };
     let transitions = before.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
 
-    cluster_component("stop", &leader);
+    let stopped = Stopped::stop(&leader);
     let after = eventually("the standby holds the lease", Duration::from_secs(30), || {
         let leases = leases.clone();
         async move {
@@ -300,13 +313,7 @@ async fn the_standby_replica_takes_the_lease_and_reconciles_when_the_leader_stop
     // The new leader reconciles.
     let (owner, ns) = owner_namespace(&server).await;
     let dbi = create_with_secret(&server, &instance(&ns, &owner, EngineKind::Redis, 31060)).await;
-    let result = tokio::spawn({
-        let admin = admin.clone();
-        let dbi = dbi.clone();
-        async move { wait_phase(&admin, &dbi, Phase::Ready, CONVERGE).await }
-    })
-    .await;
-    cluster_component("start", &leader);
-    result.expect("the new leader provisions a new instance");
+    wait_phase(&admin, &dbi, Phase::Ready, CONVERGE).await;
+    drop(stopped);
     delete_and_wait(&server, &dbi, CONVERGE).await;
 }

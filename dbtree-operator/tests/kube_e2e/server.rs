@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dbtree_adapters::kube::{DBInstance, INSTANCE_LABEL, Phase, RunStateSpec};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
@@ -216,6 +216,14 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
         i32::from(u16::try_from(created["instance"]["nodePort"].as_u64().unwrap()).unwrap())
     );
     user.wait_status(&id, "running").await;
+    // The namespace the server made enforces Pod Security `restricted`, and the engine's pod
+    // was admitted under it.
+    let namespaces: Api<Namespace> = Api::all(admin.clone());
+    let namespace = namespaces.get(&dbi.namespace().unwrap()).await.unwrap();
+    assert_eq!(
+        namespace.labels().get("pod-security.kubernetes.io/enforce").map(String::as_str),
+        Some("restricted")
+    );
 
     // Stop and start: the desired state travels in the spec; the operator follows.
     let (code, body) = user.call(reqwest::Method::POST, &format!("/instances/{id}/stop"), None).await;

@@ -132,6 +132,32 @@ pub(crate) fn cluster_component(action: &str, component: &str) {
     assert!(status.success(), "kube-cluster {action} {component}: {status}");
 }
 
+/// A component stopped with `.ci/kube-cluster stop`, started again when this is dropped (also
+/// when the scenario panics), so that one failure does not cascade into the others.
+#[derive(Debug)]
+pub(crate) struct Stopped(String);
+
+impl Stopped {
+    pub(crate) fn stop(component: &str) -> Stopped {
+        cluster_component("stop", component);
+        Stopped(component.to_owned())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // No assertion here: this may run while a panic unwinds.
+        let env = Env::get();
+        let started = std::process::Command::new(env.var("CLUSTER_SCRIPT"))
+            .args(["start", &self.0])
+            .env("DBTREE_KUBE_STATE", env.var("STATE"))
+            .status();
+        if !matches!(started, Ok(s) if s.success()) {
+            eprintln!("could not start {} again: {started:?}", self.0);
+        }
+    }
+}
+
 /// Polls `probe` every 200 ms until it answers `Ok`, and panics with its last `Err` after
 /// `timeout`.
 pub(crate) async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
