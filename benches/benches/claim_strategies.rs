@@ -5,7 +5,7 @@
 //! balance, write the ledger entry.
 //!
 //! `cargo bench -p dbtree-benches --bench claim_strategies` (needs PostgreSQL at
-//! `DBTREE_BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `DBTREE_BENCH_DATABASE_URL`, or a throwaway server the bench starts itself).
 
 #![allow(clippy::expect_used, clippy::panic)]
 
@@ -146,11 +146,8 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let url = std::env::var("DBTREE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = PgPool::connect(&url)
-        .await
-        .expect("PostgreSQL must answer (run .ci/services)");
+    let url = dbtree_testkit::bench_postgres_url();
+    let admin = PgPool::connect(&url).await.expect("PostgreSQL must answer");
     let schema = format!("bench_claim_{}", std::process::id());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&admin)

@@ -6,7 +6,7 @@
 //! each round must have exactly one winner.
 //!
 //! `cargo bench -p dbtree-benches --bench harvest_backends` (PostgreSQL at
-//! `DBTREE_BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `DBTREE_BENCH_DATABASE_URL`, or a throwaway server the bench starts itself).
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 

@@ -10,7 +10,7 @@
 //! AND ripe AND cycle = $2`, autocommit), the database's own limit for deciding a winner.
 //!
 //! `cargo bench -p dbtree-benches --bench harvest_race` (PostgreSQL at
-//! `DBTREE_BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `DBTREE_BENCH_DATABASE_URL`, or a throwaway server the bench starts itself).
 
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 

@@ -48,9 +48,9 @@ impl Backend {
     }
 }
 
+/// `DBTREE_BENCH_DATABASE_URL`, or a throwaway server of this bench's own (`dbtree-testkit`).
 pub(crate) fn database_url() -> String {
-    std::env::var("DBTREE_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    dbtree_testkit::bench_postgres_url()
 }
 
 /// A running server over the production router.

@@ -1,8 +1,8 @@
 //! The backends the contract suite runs against, each in an isolated namespace: memory, SQLite
-//! (a temporary file), PostgreSQL (a fresh schema on the server at `DBTREE_TEST_DATABASE_URL`,
-//! default `postgres://postgres@127.0.0.1:5432/test`) and Redis (a random key prefix on
-//! `DBTREE_TEST_REDIS_URL`, default `redis://127.0.0.1:6379/`). Servers that do not answer make
-//! the tests fail: nothing is skipped.
+//! (a temporary file), PostgreSQL (a fresh schema on this test binary's throwaway server, or on
+//! `DBTREE_TEST_DATABASE_URL`) and Redis (a random key prefix on this binary's throwaway server,
+//! or on `DBTREE_TEST_REDIS_URL`); see `dbtree-testkit`. A server that cannot be had makes the
+//! tests fail: nothing is skipped.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -17,14 +17,7 @@ use dbtree_adapters::sqlite::SqliteStore;
 use dbtree_core::boundary::{QuizLock, RateLimiter, Store};
 use sqlx::postgres::PgConnectOptions;
 
-pub(crate) fn postgres_url() -> String {
-    std::env::var("DBTREE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-pub(crate) fn redis_url() -> String {
-    std::env::var("DBTREE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
-}
+pub(crate) use dbtree_testkit::{postgres_url, redis_url};
 
 /// A name no other test run uses.
 pub(crate) fn unique(prefix: &str) -> String {
@@ -91,7 +84,7 @@ impl StoreEnv {
         let url = postgres_url();
         let admin = PgStore::connect(&url, 2)
             .await
-            .unwrap_or_else(|e| panic!("PostgreSQL must answer at {url} (run .ci/services): {e}"));
+            .unwrap_or_else(|e| panic!("PostgreSQL must answer at {url}: {e}"));
         let schema = unique("contract");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(admin.pool())
@@ -193,7 +186,7 @@ impl CoordinationEnv {
         let url = redis_url();
         let conn = connect(&url)
             .await
-            .unwrap_or_else(|e| panic!("Redis must answer at {url} (run .ci/services): {e}"));
+            .unwrap_or_else(|e| panic!("Redis must answer at {url}: {e}"));
         let prefix = format!("{}:", unique("contract"));
         Self {
             lock: Arc::new(RedisQuizLock::new(conn.clone(), prefix.clone())),

@@ -105,8 +105,7 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
             )
         }
         Backend::Postgres => {
-            let url = std::env::var("DBTREE_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let url = dbtree_testkit::postgres_url();
             let admin = PgStore::connect(&url, 2)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL must answer at {url}: {e}"));
@@ -120,8 +119,7 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
                 .options([("search_path", schema.as_str())]);
             let store = PgStore::connect_with(options, 40).await.unwrap();
             store.migrate().await.unwrap();
-            let redis_url = std::env::var("DBTREE_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+            let redis_url = dbtree_testkit::redis_url();
             let conn = connect(&redis_url)
                 .await
                 .unwrap_or_else(|e| panic!("Redis must answer at {redis_url}: {e}"));
