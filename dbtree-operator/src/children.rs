@@ -283,7 +283,12 @@ pub fn admin_secret(dbi: &DBInstance, password: &str) -> Result<Secret, SpecErro
     let meta = child_meta(dbi)?;
     let name = dbi.meta().name.clone().unwrap_or_default();
     let prefix = ChildNames::for_instance(&name).admin_secret;
-    Ok(admin::admin_secret(&meta, &prefix, dbi.spec.engine, password))
+    Ok(admin::admin_secret(
+        &meta,
+        &prefix,
+        dbi.spec.engine,
+        password,
+    ))
 }
 
 /// The metadata of `dbi`'s children, after checking that its name can prefix theirs.

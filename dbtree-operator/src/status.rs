@@ -111,7 +111,10 @@ fn decide(obs: &Observation<'_>) -> (Phase, String, Verdict, Verdict, Option<i32
             ),
             None,
         ),
-        (Some(Blocker::Contended { reason, message } | Blocker::Rejected { reason, message }), _) => (
+        (
+            Some(Blocker::Contended { reason, message } | Blocker::Rejected { reason, message }),
+            _,
+        ) => (
             Phase::Failed,
             message.clone(),
             (false, reason, message.clone()),

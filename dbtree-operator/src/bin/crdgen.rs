@@ -35,7 +35,10 @@ fn main() -> anyhow::Result<()> {
             {
                 let dbi = sample(engine, n);
                 let admin = admin_secret(&dbi, "ExampleAdminPasswordExampleAdmin")?;
-                let admin_name = format!("{}-admin-x7k2p", dbi.metadata.name.clone().unwrap_or_default());
+                let admin_name = format!(
+                    "{}-admin-x7k2p",
+                    dbi.metadata.name.clone().unwrap_or_default()
+                );
                 let c = desired_children(&dbi, &ChildrenConfig::default())?
                     .with_admin_secret(&admin_name);
                 for doc in [

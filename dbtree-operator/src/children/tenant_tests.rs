@@ -180,7 +180,10 @@ fn mongodb_the_tenant_is_db_owner_of_its_own_database_only() {
     assert!(js.contains(
         "upsert(\"dbtree-admin\", process.env.DBTREE_ADMIN_PASSWORD, [{ role: \"root\", db: \"admin\" }]);"
     ));
-    assert!(js.contains("updateUser(user, { pwd: pwd, roles: roles })"), "roles replaced");
+    assert!(
+        js.contains("updateUser(user, { pwd: pwd, roles: roles })"),
+        "roles replaced"
+    );
     assert!(file(&c, "mongod.conf").contains("authorization: enabled"));
     let (main, init) = containers(&c);
     assert!(env_names(&main).is_empty(), "mongod gets no credential");
@@ -221,8 +224,14 @@ fn redis_config_switches_off_debug_and_modules_and_the_acl_names_every_server_co
     assert!(start.contains(&format!("user {REDIS_ADMIN_USER} on >%s ~* &* +@all")));
     let (main, _) = containers(&c);
     let probe = main.readiness_probe.unwrap().exec.unwrap().command.unwrap()[2].clone();
-    assert!(probe.contains(&format!("--user {REDIS_ADMIN_USER}")), "{probe}");
-    assert!(probe.contains("REDISCLI_AUTH=\"$DBTREE_ADMIN_PASSWORD\""), "{probe}");
+    assert!(
+        probe.contains(&format!("--user {REDIS_ADMIN_USER}")),
+        "{probe}"
+    );
+    assert!(
+        probe.contains("REDISCLI_AUTH=\"$DBTREE_ADMIN_PASSWORD\""),
+        "{probe}"
+    );
 }
 
 // ---- a real redis-server, started by the rendered start script ---------------------------
@@ -240,10 +249,8 @@ impl Redis {
         let c = children(EngineKind::Redis);
         static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "dbtree-redis-acl-{}-{run}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("dbtree-redis-acl-{}-{run}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -262,7 +269,11 @@ impl Redis {
             .replace("/run/dbtree", &d)
             .replace("/etc/dbtree", &d);
         std::fs::write(dir.join("start.sh"), start).unwrap();
-        if Command::new("redis-server").arg("--version").output().is_err() {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             panic!("redis-server is not installed (Debian: redis-server)");
         }
         let child = Command::new("sh")
@@ -359,7 +370,8 @@ impl Resp {
 fn assert_refused(resp: &mut Resp, args: &[&str]) {
     let reply = resp.call(args);
     assert!(
-        reply.starts_with("-NOPERM") || (reply.starts_with("-ERR") && reply.contains("not allowed")),
+        reply.starts_with("-NOPERM")
+            || (reply.starts_with("-ERR") && reply.contains("not allowed")),
         "{args:?} must be refused to the tenant, got {reply}"
     );
 }
@@ -394,7 +406,11 @@ fn assert_tenant_is_confined(redis: &Redis, tenant: &str) {
     ] {
         assert_refused(&mut t, command);
     }
-    assert_eq!(t.call(&["PING"]), "+PONG", "still up after SHUTDOWN was refused");
+    assert_eq!(
+        t.call(&["PING"]),
+        "+PONG",
+        "still up after SHUTDOWN was refused"
+    );
 }
 
 #[test]
@@ -412,7 +428,10 @@ fn a_real_redis_confines_the_tenant_and_keeps_the_administrator_separate() {
     // The administrator may configure, but debug and modules are off for everyone.
     let mut admin = redis.session(Some((REDIS_ADMIN_USER, "Adm1nPassw0rd")));
     assert_eq!(admin.call(&["CONFIG", "GET", "maxmemory"]), "*2");
-    for command in [&["DEBUG", "SLEEP", "0"][..], &["MODULE", "LOAD", "/tmp/x.so"]] {
+    for command in [
+        &["DEBUG", "SLEEP", "0"][..],
+        &["MODULE", "LOAD", "/tmp/x.so"],
+    ] {
         let reply = admin.call(command);
         assert!(reply.contains("not allowed"), "{command:?}: {reply}");
     }
@@ -434,7 +453,9 @@ fn a_real_redis_confines_a_tenant_named_default_too() {
 #[test]
 fn a_tenant_name_that_would_rewrite_the_acl_is_refused() {
     for bad in ["dbtree-admin", "x on >known +@all", ""] {
-        let err = Redis::start(bad).err().unwrap_or_else(|| panic!("{bad:?} was accepted"));
+        let err = Redis::start(bad)
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} was accepted"));
         assert!(err.contains("is not allowed"), "{err}");
     }
 }

@@ -24,15 +24,16 @@ async fn create_raw(
     dry_run: bool,
 ) -> (u16, Vec<String>, serde_json::Value) {
     let ns = dbi.metadata.namespace.as_deref().unwrap();
-    let request = kube::core::Request::new(format!("/apis/dbtree.cloud/v1/namespaces/{ns}/dbinstances"))
-        .create(
-            &PostParams {
-                dry_run,
-                ..PostParams::default()
-            },
-            serde_json::to_vec(dbi).unwrap(),
-        )
-        .unwrap();
+    let request =
+        kube::core::Request::new(format!("/apis/dbtree.cloud/v1/namespaces/{ns}/dbinstances"))
+            .create(
+                &PostParams {
+                    dry_run,
+                    ..PostParams::default()
+                },
+                serde_json::to_vec(dbi).unwrap(),
+            )
+            .unwrap();
     let response = client
         .send(request.map(kube::client::Body::from))
         .await
@@ -45,7 +46,11 @@ async fn create_raw(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
     let body = response.into_body().collect_bytes().await.unwrap();
-    (status, warnings, serde_json::from_slice(&body).unwrap_or_default())
+    (
+        status,
+        warnings,
+        serde_json::from_slice(&body).unwrap_or_default(),
+    )
 }
 
 #[tokio::test]
@@ -67,7 +72,10 @@ async fn alice_gets_the_webhooks_quotas_warnings_and_refusals() {
         warnings.iter().any(|w| w.contains(DRY_RUN_WARNING)),
         "the dry run's warnings: {warnings:?}"
     );
-    assert!(api.get_opt(&probe.name_any()).await.unwrap().is_none(), "a dry run stored it");
+    assert!(
+        api.get_opt(&probe.name_any()).await.unwrap().is_none(),
+        "a dry run stored it"
+    );
 
     // A backup schedule is accepted, but not silently: backups do not exist yet.
     let mut scheduled = instance(ALICE_NS, "alice", EngineKind::Redis, 31021);
@@ -75,7 +83,9 @@ async fn alice_gets_the_webhooks_quotas_warnings_and_refusals() {
     let (status, warnings, body) = create_raw(&alice, &scheduled, true).await;
     assert_eq!(status, 201, "{body}");
     assert!(
-        warnings.iter().any(|w| w.contains(BACKUPS_NOT_IMPLEMENTED_WARNING)),
+        warnings
+            .iter()
+            .any(|w| w.contains(BACKUPS_NOT_IMPLEMENTED_WARNING)),
         "the warnings of an instance with a backup schedule: {warnings:?}"
     );
 
@@ -85,12 +95,23 @@ async fn alice_gets_the_webhooks_quotas_warnings_and_refusals() {
         api.create(&PostParams::default(), &spoofed).await,
         "alice naming bob as the owner",
     );
-    assert_webhook(&refused, 403, "spec.owner is \"bob\", but you are \"alice\"");
+    assert_webhook(
+        &refused,
+        403,
+        "spec.owner is \"bob\", but you are \"alice\"",
+    );
 
     // Two instances are admitted, the third is refused by our webhook with its 403.
-    let first = create_with_secret(&alice, &instance(ALICE_NS, "alice", EngineKind::Redis, 31023)).await;
-    let second =
-        create_with_secret(&alice, &instance(ALICE_NS, "alice", EngineKind::Redis, 31024)).await;
+    let first = create_with_secret(
+        &alice,
+        &instance(ALICE_NS, "alice", EngineKind::Redis, 31023),
+    )
+    .await;
+    let second = create_with_secret(
+        &alice,
+        &instance(ALICE_NS, "alice", EngineKind::Redis, 31024),
+    )
+    .await;
     let third = instance(ALICE_NS, "alice", EngineKind::Redis, 31025);
     let refused = refusal(
         api.create(&PostParams::default(), &third).await,
@@ -105,8 +126,12 @@ async fn alice_gets_the_webhooks_quotas_warnings_and_refusals() {
     // An immutable field: the NodePort (the CRD's rules allow the change; our webhook does not).
     let move_port = json!({ "spec": { "nodePort": 31026 } });
     let refused = refusal(
-        api.patch(&first.name_any(), &PatchParams::default(), &Patch::Merge(&move_port))
-            .await,
+        api.patch(
+            &first.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&move_port),
+        )
+        .await,
         "moving alice's NodePort",
     );
     assert_webhook(&refused, 422, "spec.nodePort is immutable");
@@ -120,7 +145,10 @@ async fn alice_gets_the_webhooks_quotas_warnings_and_refusals() {
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned())
         .expect("a Ready condition");
     assert_eq!(ready_condition.status, "True");
-    assert_eq!(ready_condition.observed_generation, ready.metadata.generation);
+    assert_eq!(
+        ready_condition.observed_generation,
+        ready.metadata.generation
+    );
 
     delete_and_wait(&alice, &first, CONVERGE).await;
     // With one deleted, a new one fits again.
@@ -185,14 +213,21 @@ async fn with_the_webhook_stopped_creates_are_refused() {
         .await;
     let stop = json!({ "spec": { "runState": "Stopped" } });
     let spec_change = api
-        .patch(&existing.name_any(), &PatchParams::default(), &Patch::Merge(&stop))
+        .patch(
+            &existing.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&stop),
+        )
         .await;
     // Deleting needs no webhook: the deletion is not sent to it, nor is the update by which
     // the operator then removes its finalizer.
     delete_and_wait(&admin, &existing, CONVERGE).await;
     drop(stopped);
     let refused = refusal(spec_change, "a spec change while the webhook is down");
-    assert!(refused.message.contains("failed calling webhook"), "{refused:?}");
+    assert!(
+        refused.message.contains("failed calling webhook"),
+        "{refused:?}"
+    );
     let refused = refusal(result, "a create while the webhook is down");
     assert!(
         refused
@@ -204,7 +239,8 @@ async fn with_the_webhook_stopped_creates_are_refused() {
 
     // Back up: the same request passes.
     let env = Env::get();
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(env.path("WEBHOOK_CA")).unwrap()).unwrap();
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(env.path("WEBHOOK_CA")).unwrap()).unwrap();
     let http = reqwest::Client::builder()
         .add_root_certificate(ca)
         .build()
@@ -215,7 +251,11 @@ async fn with_the_webhook_stopped_creates_are_refused() {
         let healthz = healthz.clone();
         async move {
             let r = http.get(&healthz).send().await.map_err(|e| e.to_string())?;
-            if r.status().is_success() { Ok(()) } else { Err(r.status().to_string()) }
+            if r.status().is_success() {
+                Ok(())
+            } else {
+                Err(r.status().to_string())
+            }
         }
     })
     .await;

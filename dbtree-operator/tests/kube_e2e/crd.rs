@@ -8,8 +8,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::support::{
-    Who, api_of, client, components_up, create_with_secret, delete_and_wait, ensure_namespace,
-    instance, refusal, CONVERGE,
+    CONVERGE, Who, api_of, client, components_up, create_with_secret, delete_and_wait,
+    ensure_namespace, instance, refusal,
 };
 
 /// The namespace of this file's objects; owner `admin` (the requester: the webhook makes an
@@ -37,8 +37,17 @@ async fn the_crd_is_established_with_its_printer_columns_and_status_subresource(
         Some(vec!["dbi".to_owned()])
     );
     let version = &crd.spec.versions[0];
-    assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-    assert_eq!(version.additional_printer_columns.as_ref().map(Vec::len), Some(6));
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    assert_eq!(
+        version.additional_printer_columns.as_ref().map(Vec::len),
+        Some(6)
+    );
 }
 
 #[tokio::test]

@@ -48,8 +48,7 @@ async fn check_engine(server: &Client, admin: &Client, engine: EngineKind, port:
         .create(&PostParams::default(), &restricted)
         .await
         .unwrap();
-    let dbi: DBInstance =
-        create_with_secret(server, &instance(&ns, &owner, engine, port)).await;
+    let dbi: DBInstance = create_with_secret(server, &instance(&ns, &owner, engine, port)).await;
     let ready = wait_phase(admin, &dbi, Phase::Ready, CONVERGE).await;
     let name = ready.name_any();
     let tenant_secret = ready.spec.secret_ref.name.clone();
@@ -122,13 +121,18 @@ async fn check_engine(server: &Client, admin: &Client, engine: EngineKind, port:
         .unwrap_or_default();
     match engine {
         EngineKind::Postgresql => {
-            assert!(files["setup.sql"].contains("NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"));
+            assert!(
+                files["setup.sql"]
+                    .contains("NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS")
+            );
             assert!(!files["pg_hba.conf"].contains("trust"));
         }
         EngineKind::Redis => {
             assert!(files["redis.conf"].contains("enable-debug-command no"));
             assert!(files["redis.conf"].contains("enable-module-command no"));
-            assert!(files["start.sh"].contains("-config -module -debug -shutdown -acl +acl|whoami"));
+            assert!(
+                files["start.sh"].contains("-config -module -debug -shutdown -acl +acl|whoami")
+            );
         }
         EngineKind::Mongodb => {
             assert!(files["setup.js"].contains("[{ role: \"dbOwner\", db: tenant }]"));
@@ -137,15 +141,23 @@ async fn check_engine(server: &Client, admin: &Client, engine: EngineKind, port:
 
     // Deleted with the instance.
     delete_and_wait(server, &ready, CONVERGE).await;
-    eventually("the administrator Secret goes with the instance", CONVERGE, || {
-        let (secrets, admin_secret) = (secrets.clone(), admin_secret.clone());
-        async move {
-            match secrets.get_opt(&admin_secret).await.map_err(|e| e.to_string())? {
-                None => Ok(()),
-                Some(_) => Err("still there".to_owned()),
+    eventually(
+        "the administrator Secret goes with the instance",
+        CONVERGE,
+        || {
+            let (secrets, admin_secret) = (secrets.clone(), admin_secret.clone());
+            async move {
+                match secrets
+                    .get_opt(&admin_secret)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    None => Ok(()),
+                    Some(_) => Err("still there".to_owned()),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 

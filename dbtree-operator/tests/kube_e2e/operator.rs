@@ -44,7 +44,9 @@ async fn owner_namespace(server: &Client) -> (String, String) {
         },
         ..Namespace::default()
     };
-    api.create(&PostParams::default(), &namespace).await.unwrap();
+    api.create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
     (owner, ns)
 }
 
@@ -111,16 +113,28 @@ async fn the_operator_provisions_stops_starts_and_deletes_an_instance() {
     let names = ChildNames::for_instance(&name);
 
     let ready = wait_phase(&admin, &dbi, Phase::Ready, CONVERGE).await;
-    assert!(ready.finalizers().iter().any(|f| f == FINALIZER), "{:?}", ready.finalizers());
+    assert!(
+        ready.finalizers().iter().any(|f| f == FINALIZER),
+        "{:?}",
+        ready.finalizers()
+    );
     for type_ in ["Ready", "Provisioned"] {
         let (status, _, observed) = condition(&ready, type_);
         assert_eq!(status, "True", "{type_}: {}", describe(&ready));
-        assert_eq!(observed, ready.metadata.generation, "{type_}.observedGeneration");
+        assert_eq!(
+            observed, ready.metadata.generation,
+            "{type_}.observedGeneration"
+        );
     }
-    assert_eq!(ready.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+    assert_eq!(
+        ready.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(1)
+    );
 
     // Every child exists, controlled by the instance.
-    let sts: StatefulSet = get(&admin, &ns, &names.workload).await.expect("StatefulSet");
+    let sts: StatefulSet = get(&admin, &ns, &names.workload)
+        .await
+        .expect("StatefulSet");
     assert_controlled_by("StatefulSet", &sts.metadata, &ready);
     assert_eq!(sts.spec.as_ref().and_then(|s| s.replicas), Some(1));
     assert_eq!(sts.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
@@ -129,7 +143,9 @@ async fn the_operator_provisions_stops_starts_and_deletes_an_instance() {
     let spec = svc.spec.as_ref().unwrap();
     assert_eq!(spec.type_.as_deref(), Some("NodePort"));
     assert_eq!(spec.ports.as_ref().unwrap()[0].node_port, Some(31040));
-    let cm: ConfigMap = get(&admin, &ns, &names.config_map).await.expect("ConfigMap");
+    let cm: ConfigMap = get(&admin, &ns, &names.config_map)
+        .await
+        .expect("ConfigMap");
     assert_controlled_by("ConfigMap", &cm.metadata, &ready);
     assert!(cm.data.unwrap_or_default().contains_key("redis.conf"));
     let pvc: PersistentVolumeClaim = get(&admin, &ns, &names.data).await.expect("PVC");
@@ -139,14 +155,18 @@ async fn the_operator_provisions_stops_starts_and_deletes_an_instance() {
         Some("Bound"),
         "the claim is bound by the host-path provisioner"
     );
-    let policy: NetworkPolicy = get(&admin, &ns, &names.workload).await.expect("NetworkPolicy");
+    let policy: NetworkPolicy = get(&admin, &ns, &names.workload)
+        .await
+        .expect("NetworkPolicy");
     assert_controlled_by("NetworkPolicy", &policy.metadata, &ready);
     let secret: Secret = get(&admin, &ns, &ready.spec.secret_ref.name)
         .await
         .expect("Secret");
     let adopted = secret.metadata.owner_references.clone().unwrap_or_default();
     assert!(
-        adopted.iter().any(|r| Some(&r.uid) == ready.metadata.uid.as_ref()),
+        adopted
+            .iter()
+            .any(|r| Some(&r.uid) == ready.metadata.uid.as_ref()),
         "the Secret is adopted: {adopted:?}"
     );
     let pod: Pod = get(&admin, &ns, &format!("{}-0", names.workload))
@@ -160,8 +180,11 @@ async fn the_operator_provisions_stops_starts_and_deletes_an_instance() {
     let events: Api<Event> = Api::namespaced(admin.clone(), &ns);
     let events = events.list(&ListParams::default()).await.unwrap();
     assert!(
-        events.items.iter().any(|e| e.reason.as_deref() == Some("Ready")
-            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())),
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Ready")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())),
         "a Ready event about the instance"
     );
 
@@ -171,7 +194,11 @@ async fn the_operator_provisions_stops_starts_and_deletes_an_instance() {
     assert!(stopped.metadata.generation > ready.metadata.generation);
     let sts: StatefulSet = get(&admin, &ns, &names.workload).await.unwrap();
     assert_eq!(sts.spec.as_ref().and_then(|s| s.replicas), Some(0));
-    assert!(get::<Pod>(&admin, &ns, &format!("{name}-0")).await.is_none());
+    assert!(
+        get::<Pod>(&admin, &ns, &format!("{name}-0"))
+            .await
+            .is_none()
+    );
     let (status, reason, _) = condition(&stopped, "Ready");
     assert_eq!((status.as_str(), reason.as_str()), ("False", "Stopped"));
 
@@ -191,25 +218,41 @@ async fn the_operator_provisions_stops_starts_and_deletes_an_instance() {
         let (ns, names, secret) = (ns.clone(), names.clone(), dbi.spec.secret_ref.name.clone());
         async move {
             let mut left = Vec::new();
-            if get::<StatefulSet>(&admin, &ns, &names.workload).await.is_some() {
+            if get::<StatefulSet>(&admin, &ns, &names.workload)
+                .await
+                .is_some()
+            {
                 left.push("StatefulSet");
             }
             if get::<Service>(&admin, &ns, &names.workload).await.is_some() {
                 left.push("Service");
             }
-            if get::<ConfigMap>(&admin, &ns, &names.config_map).await.is_some() {
+            if get::<ConfigMap>(&admin, &ns, &names.config_map)
+                .await
+                .is_some()
+            {
                 left.push("ConfigMap");
             }
-            if get::<PersistentVolumeClaim>(&admin, &ns, &names.data).await.is_some() {
+            if get::<PersistentVolumeClaim>(&admin, &ns, &names.data)
+                .await
+                .is_some()
+            {
                 left.push("PersistentVolumeClaim");
             }
-            if get::<NetworkPolicy>(&admin, &ns, &names.workload).await.is_some() {
+            if get::<NetworkPolicy>(&admin, &ns, &names.workload)
+                .await
+                .is_some()
+            {
                 left.push("NetworkPolicy");
             }
             if get::<Secret>(&admin, &ns, &secret).await.is_some() {
                 left.push("Secret");
             }
-            if left.is_empty() { Ok(()) } else { Err(format!("left: {left:?}")) }
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: {left:?}"))
+            }
         }
     })
     .await;
@@ -243,30 +286,51 @@ async fn a_node_port_the_api_server_will_not_allocate_is_reported_on_the_instanc
         }),
         status: None,
     };
-    services.create(&PostParams::default(), &squatter).await.unwrap();
+    services
+        .create(&PostParams::default(), &squatter)
+        .await
+        .unwrap();
 
     let (owner, ns) = owner_namespace(&server).await;
     let dbi = create_with_secret(&server, &instance(&ns, &owner, EngineKind::Redis, 31050)).await;
     let failed = wait_phase(&admin, &dbi, Phase::Failed, CONVERGE).await;
-    let message = failed.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    let message = failed
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
     assert!(
         message.contains("31050") && message.contains("already allocated"),
         "the API server's reason is on the instance: {message:?}"
     );
     let (status, reason, observed) = condition(&failed, "Provisioned");
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "NodePortUnavailable"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "NodePortUnavailable")
+    );
     assert_eq!(observed, failed.metadata.generation);
     // Not retried in a loop: the status stays as it is, no workload is created.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = api_of(&admin, &dbi).get(&dbi.name_any()).await.unwrap();
     assert_eq!(later.status, failed.status, "the failed status is stable");
-    assert!(get::<StatefulSet>(&admin, &ns, &dbi.name_any()).await.is_none());
+    assert!(
+        get::<StatefulSet>(&admin, &ns, &dbi.name_any())
+            .await
+            .is_none()
+    );
 
     // The port is freed; the next look (any change to the instance) provisions it.
-    services.delete("squatter", &DeleteParams::default()).await.unwrap();
+    services
+        .delete("squatter", &DeleteParams::default())
+        .await
+        .unwrap();
     let nudge = json!({ "metadata": { "annotations": { "e2e.dbtree.cloud/nudge": "1" } } });
     api_of(&server, &dbi)
-        .patch(&dbi.name_any(), &PatchParams::default(), &Patch::Merge(&nudge))
+        .patch(
+            &dbi.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&nudge),
+        )
         .await
         .unwrap();
     wait_phase(&admin, &dbi, Phase::Ready, CONVERGE).await;
@@ -294,19 +358,39 @@ async fn the_standby_replica_takes_the_lease_and_reconciles_when_the_leader_stop
         "operator-b" => "operator-a",
         other => panic!("the lease is held by {other:?}, not one of the two replicas"),
     };
-    let transitions = before.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
+    let transitions = before
+        .spec
+        .as_ref()
+        .and_then(|s| s.lease_transitions)
+        .unwrap_or(0);
 
     let stopped = Stopped::stop(&leader);
-    let after = eventually("the standby holds the lease", Duration::from_secs(30), || {
-        let leases = leases.clone();
-        async move {
-            let lease = leases.get("dbtree-operator").await.map_err(|e| e.to_string())?;
-            if holder(&lease) == standby { Ok(lease) } else { Err(holder(&lease)) }
-        }
-    })
+    let after = eventually(
+        "the standby holds the lease",
+        Duration::from_secs(30),
+        || {
+            let leases = leases.clone();
+            async move {
+                let lease = leases
+                    .get("dbtree-operator")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if holder(&lease) == standby {
+                    Ok(lease)
+                } else {
+                    Err(holder(&lease))
+                }
+            }
+        },
+    )
     .await;
     assert!(
-        after.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0) > transitions,
+        after
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_transitions)
+            .unwrap_or(0)
+            > transitions,
         "a takeover counts as a transition"
     );
 

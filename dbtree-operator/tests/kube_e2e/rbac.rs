@@ -114,7 +114,10 @@ async fn each_component_may_make_its_calls_and_no_other() {
     assert_may(Who::Server, &[("patch", "namespaces")], None).await;
     assert_may(
         Who::Webhook,
-        &[("list", "dbtree.cloud/dbinstances"), ("watch", "dbtree.cloud/dbinstances")],
+        &[
+            ("list", "dbtree.cloud/dbinstances"),
+            ("watch", "dbtree.cloud/dbinstances"),
+        ],
         None,
     )
     .await;
@@ -124,7 +127,11 @@ async fn each_component_may_make_its_calls_and_no_other() {
     let owner = uuid();
     let owned_ns = format!("dbtree-user-{owner}");
     ensure_namespace(&server, &owned_ns).await;
-    let dbi = create_with_secret(&server, &instance(&owned_ns, &owner, EngineKind::Redis, 31080)).await;
+    let dbi = create_with_secret(
+        &server,
+        &instance(&owned_ns, &owner, EngineKind::Redis, 31080),
+    )
+    .await;
 
     // The webhook only reads: it cannot change an instance.
     let webhook = client(Who::Webhook).await;
@@ -132,7 +139,11 @@ async fn each_component_may_make_its_calls_and_no_other() {
     let patch = json!({ "spec": { "runState": "Stopped" } });
     let status = refusal(
         webhook_api
-            .patch(&dbi.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &dbi.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await,
         "the webhook patching a DBInstance",
     );
@@ -143,7 +154,11 @@ async fn each_component_may_make_its_calls_and_no_other() {
     let status_patch = json!({ "status": { "phase": "Ready" } });
     let status = refusal(
         server_api
-            .patch_status(&dbi.name_any(), &PatchParams::default(), &Patch::Merge(&status_patch))
+            .patch_status(
+                &dbi.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&status_patch),
+            )
             .await,
         "the server writing a status",
     );
@@ -166,14 +181,18 @@ async fn each_component_may_make_its_calls_and_no_other() {
     );
     assert_forbidden(&status, "the operator listing Secrets");
     assert!(
-        !may(&operator, "update", "coordination.k8s.io/leases@someone-else", Some("dbtree")).await,
+        !may(
+            &operator,
+            "update",
+            "coordination.k8s.io/leases@someone-else",
+            Some("dbtree")
+        )
+        .await,
         "the operator may update only its own Lease"
     );
     let namespaces: Api<Namespace> = Api::all(operator);
     let status = refusal(
-        namespaces
-            .delete(&owned_ns, &DeleteParams::default())
-            .await,
+        namespaces.delete(&owned_ns, &DeleteParams::default()).await,
         "the operator deleting a namespace",
     );
     assert_forbidden(&status, "the operator deleting a namespace");

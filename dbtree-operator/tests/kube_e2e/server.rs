@@ -30,10 +30,7 @@ impl Server {
     fn start(data_dir: &Path, port: u16) -> Server {
         let env = Env::get();
         let binary = std::env::var("DBTREE_E2E_SERVER_BIN").map_or_else(
-            |_| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../target/debug/dbtree-server")
-            },
+            |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/dbtree-server"),
             PathBuf::from,
         );
         assert!(
@@ -73,7 +70,11 @@ impl Server {
             let (http, url) = (http.clone(), url.clone());
             async move {
                 let r = http.get(&url).send().await.map_err(|e| e.to_string())?;
-                if r.status().is_success() { Ok(()) } else { Err(r.status().to_string()) }
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(r.status().to_string())
+                }
             }
         })
         .await;
@@ -117,13 +118,17 @@ impl User {
             .unwrap();
         assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
         let needle = format!("sign-in code for {email}: ");
-        let code = eventually("the sign-in code is logged", Duration::from_secs(10), || {
-            let text = server.log_text();
-            let code = text
-                .rfind(&needle)
-                .map(|i| text[i + needle.len()..].chars().take(6).collect::<String>());
-            async move { code.ok_or_else(|| "no code yet".to_owned()) }
-        })
+        let code = eventually(
+            "the sign-in code is logged",
+            Duration::from_secs(10),
+            || {
+                let text = server.log_text();
+                let code = text
+                    .rfind(&needle)
+                    .map(|i| text[i + needle.len()..].chars().take(6).collect::<String>());
+                async move { code.ok_or_else(|| "no code yet".to_owned()) }
+            },
+        )
         .await;
         let r = http
             .post(format!("{}/api/v1/auth/session", server.base))
@@ -154,16 +159,22 @@ impl User {
     }
 
     async fn status_of(&self, id: &str) -> String {
-        let (code, body) = self.call(reqwest::Method::GET, &format!("/instances/{id}"), None).await;
+        let (code, body) = self
+            .call(reqwest::Method::GET, &format!("/instances/{id}"), None)
+            .await;
         assert_eq!(code, 200, "{body}");
         body["status"].as_str().unwrap_or_default().to_owned()
     }
 
     async fn wait_status(&self, id: &str, wanted: &str) {
-        eventually(&format!("instance {id} is {wanted} for the server"), CONVERGE, || async {
-            let now = self.status_of(id).await;
-            if now == wanted { Ok(()) } else { Err(now) }
-        })
+        eventually(
+            &format!("instance {id} is {wanted} for the server"),
+            CONVERGE,
+            || async {
+                let now = self.status_of(id).await;
+                if now == wanted { Ok(()) } else { Err(now) }
+            },
+        )
         .await;
     }
 }
@@ -209,8 +220,13 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
         .await;
     assert_eq!(code, 201, "{created}");
     let id = created["instance"]["id"].as_str().unwrap().to_owned();
-    let first_password = created["credentials"]["password"].as_str().unwrap().to_owned();
-    let dbi = object_of(&admin, &id).await.expect("a DBInstance for the new instance");
+    let first_password = created["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dbi = object_of(&admin, &id)
+        .await
+        .expect("a DBInstance for the new instance");
     assert_eq!(
         dbi.spec.node_port,
         i32::from(u16::try_from(created["instance"]["nodePort"].as_u64().unwrap()).unwrap())
@@ -221,17 +237,32 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     let namespace = namespaces.get(&dbi.namespace().unwrap()).await.unwrap();
     assert_eq!(
-        namespace.labels().get("pod-security.kubernetes.io/enforce").map(String::as_str),
+        namespace
+            .labels()
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
         Some("restricted")
     );
 
     // Stop and start: the desired state travels in the spec; the operator follows.
-    let (code, body) = user.call(reqwest::Method::POST, &format!("/instances/{id}/stop"), None).await;
+    let (code, body) = user
+        .call(
+            reqwest::Method::POST,
+            &format!("/instances/{id}/stop"),
+            None,
+        )
+        .await;
     assert_eq!(code, 200, "{body}");
     let stopped = wait_phase(&admin, &dbi, Phase::Stopped, CONVERGE).await;
     assert_eq!(stopped.spec.run_state, RunStateSpec::Stopped);
     user.wait_status(&id, "stopped").await;
-    let (code, body) = user.call(reqwest::Method::POST, &format!("/instances/{id}/start"), None).await;
+    let (code, body) = user
+        .call(
+            reqwest::Method::POST,
+            &format!("/instances/{id}/start"),
+            None,
+        )
+        .await;
     assert_eq!(code, 200, "{body}");
     wait_phase(&admin, &dbi, Phase::Ready, CONVERGE).await;
     user.wait_status(&id, "running").await;
@@ -239,7 +270,11 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
     // Rotate: the Secret holds the new password, the spec announces it, the pod template
     // follows (the engine restarts with it).
     let (code, rotated) = user
-        .call(reqwest::Method::POST, &format!("/instances/{id}/credentials"), None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/instances/{id}/credentials"),
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{rotated}");
     let password = rotated["password"].as_str().unwrap().to_owned();
@@ -251,18 +286,26 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
     assert_eq!(String::from_utf8(stored.0).unwrap(), password);
     let statefulsets: Api<StatefulSet> = Api::namespaced(admin.clone(), &ns);
     let name = dbi.name_any();
-    eventually("the pod template carries credentials version 1", CONVERGE, || {
-        let (statefulsets, name) = (statefulsets.clone(), name.clone());
-        async move {
-            let sts = statefulsets.get(&name).await.map_err(|e| e.to_string())?;
-            let version = sts
-                .spec
-                .and_then(|s| s.template.metadata)
-                .and_then(|m| m.annotations)
-                .and_then(|a| a.get("dbtree.cloud/credentials-version").cloned());
-            if version.as_deref() == Some("1") { Ok(()) } else { Err(format!("{version:?}")) }
-        }
-    })
+    eventually(
+        "the pod template carries credentials version 1",
+        CONVERGE,
+        || {
+            let (statefulsets, name) = (statefulsets.clone(), name.clone());
+            async move {
+                let sts = statefulsets.get(&name).await.map_err(|e| e.to_string())?;
+                let version = sts
+                    .spec
+                    .and_then(|s| s.template.metadata)
+                    .and_then(|m| m.annotations)
+                    .and_then(|a| a.get("dbtree.cloud/credentials-version").cloned());
+                if version.as_deref() == Some("1") {
+                    Ok(())
+                } else {
+                    Err(format!("{version:?}"))
+                }
+            }
+        },
+    )
     .await;
     wait_phase(&admin, &dbi, Phase::Ready, CONVERGE).await;
 
@@ -278,14 +321,20 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
     assert_eq!(code, 201, "{created}");
     let second = created["instance"]["id"].as_str().unwrap().to_owned();
     server.kill();
-    let second_dbi = object_of(&admin, &second).await.expect("the second DBInstance");
+    let second_dbi = object_of(&admin, &second)
+        .await
+        .expect("the second DBInstance");
     wait_phase(&admin, &second_dbi, Phase::Ready, CONVERGE).await;
     let mut server = Server::start(&data, port);
     server.ready(&http).await;
     user.wait_status(&second, "running").await;
     assert_eq!(user.status_of(&id).await, "running");
     let (code, body) = user
-        .call(reqwest::Method::POST, &format!("/instances/{second}/stop"), None)
+        .call(
+            reqwest::Method::POST,
+            &format!("/instances/{second}/stop"),
+            None,
+        )
         .await;
     assert_eq!(code, 200, "{body}");
     wait_phase(&admin, &second_dbi, Phase::Stopped, CONVERGE).await;
@@ -293,27 +342,49 @@ async fn the_server_drives_instances_through_the_cluster_and_survives_a_restart(
     // Delete both: the objects and their Secrets go; the server records the deletion.
     for (instance, dbi) in [(&id, &dbi), (&second, &second_dbi)] {
         let (code, body) = user
-            .call(reqwest::Method::DELETE, &format!("/instances/{instance}"), None)
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/instances/{instance}"),
+                None,
+            )
             .await;
         assert!((200..300).contains(&code), "delete: {code} {body}");
-        eventually(&format!("{instance} is gone from the cluster"), CONVERGE, || async {
-            match object_of(&admin, instance).await {
-                None => Ok(()),
-                Some(o) => Err(crate::support::describe(&o)),
-            }
-        })
+        eventually(
+            &format!("{instance} is gone from the cluster"),
+            CONVERGE,
+            || async {
+                match object_of(&admin, instance).await {
+                    None => Ok(()),
+                    Some(o) => Err(crate::support::describe(&o)),
+                }
+            },
+        )
         .await;
         let secrets: Api<Secret> = Api::namespaced(admin.clone(), &dbi.namespace().unwrap());
-        assert!(secrets.get_opt(&dbi.spec.secret_ref.name).await.unwrap().is_none());
-        eventually(&format!("{instance} is deleted for the server"), CONVERGE, || async {
-            let (code, body) = user
-                .call(reqwest::Method::GET, &format!("/instances/{instance}"), None)
-                .await;
-            match (code, body["status"].as_str()) {
-                (404, _) | (200, Some("deleted")) => Ok(()),
-                _ => Err(format!("{code} {body}")),
-            }
-        })
+        assert!(
+            secrets
+                .get_opt(&dbi.spec.secret_ref.name)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        eventually(
+            &format!("{instance} is deleted for the server"),
+            CONVERGE,
+            || async {
+                let (code, body) = user
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/instances/{instance}"),
+                        None,
+                    )
+                    .await;
+                match (code, body["status"].as_str()) {
+                    (404, _) | (200, Some("deleted")) => Ok(()),
+                    _ => Err(format!("{code} {body}")),
+                }
+            },
+        )
         .await;
     }
     server.kill();

@@ -129,7 +129,10 @@ pub(crate) fn cluster_component(action: &str, component: &str) {
         .env("DBTREE_KUBE_STATE", env.var("STATE"))
         .status()
         .unwrap();
-    assert!(status.success(), "kube-cluster {action} {component}: {status}");
+    assert!(
+        status.success(),
+        "kube-cluster {action} {component}: {status}"
+    );
 }
 
 /// A component stopped with `.ci/kube-cluster stop`, started again when this is dropped (also
@@ -194,7 +197,8 @@ pub(crate) fn tiny(engine: EngineKind) -> ResourcesSpec {
         EngineKind::Redis => dbtree_core::instance::Engine::Redis,
         EngineKind::Mongodb => dbtree_core::instance::Engine::Mongodb,
     };
-    let r = dbtree_core::instance::preset(engine, dbtree_core::instance::PresetSize::Tiny).resources;
+    let r =
+        dbtree_core::instance::preset(engine, dbtree_core::instance::PresetSize::Tiny).resources;
     ResourcesSpec {
         cpu_millis: i32::try_from(r.cpu.0).unwrap(),
         memory_mib: i32::try_from(r.memory_mib).unwrap(),
@@ -204,7 +208,12 @@ pub(crate) fn tiny(engine: EngineKind) -> ResourcesSpec {
 
 /// A tiny `DBInstance` named `dbi-<instance id>` (as the server names them) with its
 /// credentials Secret `dbi-<id>-credentials`, labelled like the server's.
-pub(crate) fn instance(namespace: &str, owner: &str, engine: EngineKind, node_port: i32) -> DBInstance {
+pub(crate) fn instance(
+    namespace: &str,
+    owner: &str,
+    engine: EngineKind,
+    node_port: i32,
+) -> DBInstance {
     let id = uuid();
     let name = format!("dbi-{id}");
     let mut dbi = DBInstance::new(
@@ -273,7 +282,10 @@ pub(crate) async fn create_with_secret(client: &Client, dbi: &DBInstance) -> DBI
     let ns = dbi.metadata.namespace.as_deref().unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     secrets
-        .create(&PostParams::default(), &credentials(dbi, "e2e-initial-password-000"))
+        .create(
+            &PostParams::default(),
+            &credentials(dbi, "e2e-initial-password-000"),
+        )
         .await
         .unwrap_or_else(|e| panic!("creating the Secret of {}: {e}", name(dbi)));
     let api: Api<DBInstance> = Api::namespaced(client.clone(), ns);
@@ -355,7 +367,10 @@ pub(crate) async fn delete_and_wait(client: &Client, dbi: &DBInstance, timeout: 
 }
 
 /// The message of an API error, or a panic naming what was expected instead of success.
-pub(crate) fn refusal<T: std::fmt::Debug>(result: Result<T, kube::Error>, what: &str) -> kube::core::Status {
+pub(crate) fn refusal<T: std::fmt::Debug>(
+    result: Result<T, kube::Error>,
+    what: &str,
+) -> kube::core::Status {
     match result {
         Ok(value) => panic!("{what}: expected a refusal, got {value:?}"),
         Err(kube::Error::Api(status)) => *status,

@@ -25,17 +25,22 @@ async fn the_administrator_secret_is_reused_only_when_it_is_the_instances_own() 
             api.expect(Method::GET, &path("statefulsets", NAME))
                 .await
                 .reply(200, sts);
-            api.expect(Method::GET, &path("secrets", &format!("{NAME}-admin-old01")))
-                .await
-                .reply(
-                    200,
-                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {
+            api.expect(
+                Method::GET,
+                &path("secrets", &format!("{NAME}-admin-old01")),
+            )
+            .await
+            .reply(
+                200,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {
                         "name": format!("{NAME}-admin-old01"), "namespace": NS,
                         "ownerReferences": [{"apiVersion": "dbtree.cloud/v1", "kind": "DBInstance",
                             "name": NAME, "uid": owner_uid, "controller": true}]}}),
-                );
+            );
             if !reused {
-                let e = api.expect(Method::POST, &format!("/api/v1/namespaces/{NS}/secrets")).await;
+                let e = api
+                    .expect(Method::POST, &format!("/api/v1/namespaces/{NS}/secrets"))
+                    .await;
                 let mut created = e.body.clone();
                 created["metadata"]["name"] = json!(ADMIN_SECRET);
                 e.reply(201, created);

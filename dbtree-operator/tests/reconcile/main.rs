@@ -112,7 +112,12 @@ async fn reply_admin_secret_created(api: &mut ApiServer) {
     api.expect(Method::GET, &path("statefulsets", NAME))
         .await
         .reply_failure(404, "NotFound");
-    let e = api.expect(Method::POST, &path("secrets", "").trim_end_matches('/').to_owned()).await;
+    let e = api
+        .expect(
+            Method::POST,
+            path("secrets", "").trim_end_matches('/'),
+        )
+        .await;
     assert_eq!(e.body["metadata"]["generateName"], format!("{NAME}-admin-"));
     assert!(e.body["metadata"].get("name").is_none(), "{}", e.body);
     assert_owned_by_instance(&e.body);

@@ -27,15 +27,17 @@ async fn a_node_port_the_api_server_will_not_allocate_is_reported_not_retried() 
         .await
         .reply_applied(json!({"phase": "Bound"}));
         // What kube-apiserver answers (reason Invalid, the field in the message).
-        api.expect(Method::PATCH, &path("services", NAME)).await.reply(
-            422,
-            json!({
-                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": format!("Service \"{NAME}\" is invalid: spec.ports[0].nodePort: \
-                    Invalid value: 30042: provided port is already allocated"),
-                "reason": "Invalid", "code": 422,
-            }),
-        );
+        api.expect(Method::PATCH, &path("services", NAME))
+            .await
+            .reply(
+                422,
+                json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("Service \"{NAME}\" is invalid: spec.ports[0].nodePort: \
+                        Invalid value: 30042: provided port is already allocated"),
+                    "reason": "Invalid", "code": 422,
+                }),
+            );
         let status = expect_status(&mut api, &dbi).await;
         expect_event(&mut api, "Failed", "Warning").await;
         (api, status)
