@@ -503,6 +503,8 @@ pub(crate) struct EnginePlan {
 pub const CONFIG_DIR: &str = "/etc/dbtree";
 
 #[cfg(test)]
+mod tenant_postgres_tests;
+#[cfg(test)]
 mod tenant_tests;
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,11 @@ fn file(c: &Children, name: &str) -> String {
     c.config_map.data.as_ref().unwrap()[name].clone()
 }
 
+/// A file of the ConfigMap rendered for a sample instance of `engine`.
+pub(super) fn rendered_file(engine: EngineKind, name: &str) -> String {
+    file(&children(engine), name)
+}
+
 fn containers(c: &Children) -> (Container, Option<Container>) {
     let pod = c.stateful_set.spec.clone().unwrap().template.spec.unwrap();
     (
@@ -269,15 +274,17 @@ impl Redis {
             .replace("/run/dbtree", &d)
             .replace("/etc/dbtree", &d);
         std::fs::write(dir.join("start.sh"), start).unwrap();
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            panic!("redis-server is not installed (Debian: redis-server)");
-        }
+        let server = dbtree_testkit::Program::RedisServer
+            .locate()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let path = format!(
+            "{}:{}",
+            server.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let child = Command::new("sh")
             .arg(dir.join("start.sh"))
+            .env("PATH", path)
             .env("DBTREE_USERNAME", tenant)
             .env("DBTREE_PASSWORD", "TenantPassw0rd")
             .env("DBTREE_ADMIN_PASSWORD", "Adm1nPassw0rd")

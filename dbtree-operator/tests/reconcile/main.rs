@@ -113,10 +113,7 @@ async fn reply_admin_secret_created(api: &mut ApiServer) {
         .await
         .reply_failure(404, "NotFound");
     let e = api
-        .expect(
-            Method::POST,
-            path("secrets", "").trim_end_matches('/'),
-        )
+        .expect(Method::POST, path("secrets", "").trim_end_matches('/'))
         .await;
     assert_eq!(e.body["metadata"]["generateName"], format!("{NAME}-admin-"));
     assert!(e.body["metadata"].get("name").is_none(), "{}", e.body);
