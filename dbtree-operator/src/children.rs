@@ -20,8 +20,8 @@ use dbtree_adapters::kube::{
 };
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret, Service, ServicePort,
-    ServiceSpec, VolumeResourceRequirements,
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -31,7 +31,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-pub use admin::{ADMIN_PASSWORD_LEN, admin_password, admin_username};
+pub use admin::{
+    ADMIN_PASSWORD_ENV, ADMIN_PASSWORD_LEN, admin_password, admin_secret, admin_username,
+};
 pub use engine_config::EngineSettings;
 pub use redis::{ADMIN_USER as REDIS_ADMIN_USER, TENANT_ACL_RULES as REDIS_TENANT_ACL_RULES};
 
@@ -92,39 +94,6 @@ pub struct Children {
     /// One engine pod (or none when stopped or paused).
     pub stateful_set: StatefulSet,
 }
-
-impl Children {
-    /// The same children with the pods reading the administrator's password from the Secret
-    /// `name` (see [`ChildNames::admin_secret`]).
-    #[must_use]
-    pub fn with_admin_secret(mut self, name: &str) -> Self {
-        let pod = self
-            .stateful_set
-            .spec
-            .as_mut()
-            .and_then(|s| s.template.spec.as_mut());
-        if let Some(pod) = pod {
-            let env = pod
-                .containers
-                .iter_mut()
-                .chain(pod.init_containers.iter_mut().flatten())
-                .flat_map(|c| c.env.iter_mut().flatten());
-            for var in env.filter(|v| v.name == ADMIN_PASSWORD_ENV) {
-                if let Some(r) = var
-                    .value_from
-                    .as_mut()
-                    .and_then(|v| v.secret_key_ref.as_mut())
-                {
-                    r.name = name.to_owned();
-                }
-            }
-        }
-        self
-    }
-}
-
-/// The environment variable that carries the administrator's password into the pods.
-pub const ADMIN_PASSWORD_ENV: &str = "DBTREE_ADMIN_PASSWORD";
 
 /// The names of an instance's children, derived from the `DBInstance` name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,24 +240,6 @@ pub fn desired_children(dbi: &DBInstance, config: &ChildrenConfig) -> Result<Chi
         stateful_set: pod::stateful_set(&meta, &names, spec, plan),
         config_map,
     })
-}
-
-/// dbtree's administrative Secret for `dbi`'s engine, holding `password` (drawn by the caller:
-/// this function is pure), to be created with a name the API server completes from
-/// [`ChildNames::admin_secret`]. The operator creates it once and never changes it.
-///
-/// # Errors
-/// [`SpecError`] as for [`desired_children`].
-pub fn admin_secret(dbi: &DBInstance, password: &str) -> Result<Secret, SpecError> {
-    let meta = child_meta(dbi)?;
-    let name = dbi.meta().name.clone().unwrap_or_default();
-    let prefix = ChildNames::for_instance(&name).admin_secret;
-    Ok(admin::admin_secret(
-        &meta,
-        &prefix,
-        dbi.spec.engine,
-        password,
-    ))
 }
 
 /// The metadata of `dbi`'s children, after checking that its name can prefix theirs.

@@ -5,6 +5,8 @@
 //! [`crate::status::desired_status`], [`crate::backoff::Backoff::delay`]); this module only
 //! talks to the API server around them.
 
+mod admin_secret;
+mod apply;
 mod cleanup;
 
 use std::collections::HashMap;
@@ -19,21 +21,16 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::arbiter::{Arbiter, key_of};
 use crate::backoff::{Backoff, random_jitter};
-use crate::children::{
-    ADMIN_PASSWORD_ENV, ADMIN_PASSWORD_LEN, ChildNames, ChildrenConfig, FIELD_MANAGER, FINALIZER,
-    admin_password, admin_secret, desired_children, keep_storage_class,
-};
+use crate::children::{ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::status::{Blocker, Observation, desired_status};
@@ -312,9 +309,9 @@ async fn provision(
         }
         (Ok(children), Ok(())) => {
             if adopt_secret(ctx, dbi, namespace).await? {
-                let admin = admin_secret_name(ctx, dbi, namespace).await?;
+                let admin = admin_secret::name(ctx, dbi, namespace).await?;
                 let children = children.with_admin_secret(&admin);
-                match apply_children(&ctx.client, namespace, children).await? {
+                match apply::children(&ctx.client, namespace, children).await? {
                     Ok(sts) => (None, Some(sts)),
                     Err(refused) => (Some(refused), None),
                 }
@@ -348,118 +345,6 @@ async fn provision(
     })
 }
 
-/// Applies the children in order and returns the StatefulSet as stored. A child the API server
-/// refuses as invalid (422) stops the rest and comes back as a [`Blocker::Rejected`]: applying
-/// the same object again cannot succeed, so it is reported on the instance rather than retried
-/// with backoff. The usual case is a NodePort that something other than a `DBInstance` holds.
-async fn apply_children(
-    client: &Client,
-    namespace: &str,
-    children: crate::children::Children,
-) -> Result<Result<StatefulSet, Blocker>, Error> {
-    if let Err(error) = apply(client, namespace, &children.config_map).await {
-        return rejected("ConfigMap", error).map(Err);
-    }
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let existing = claims
-        .get_opt(children.data.metadata.name.as_deref().unwrap_or_default())
-        .await?;
-    let data = keep_storage_class(children.data, existing.as_ref());
-    if let Err(error) = apply(client, namespace, &data).await {
-        return rejected("PersistentVolumeClaim", error).map(Err);
-    }
-    if let Err(error) = apply(client, namespace, &children.service).await {
-        return rejected("Service", error).map(Err);
-    }
-    if let Err(error) = apply(client, namespace, &children.network_policy).await {
-        return rejected("NetworkPolicy", error).map(Err);
-    }
-    match apply(client, namespace, &children.stateful_set).await {
-        Ok(sts) => Ok(Ok(sts)),
-        Err(error) => rejected("StatefulSet", error).map(Err),
-    }
-}
-
-/// The blocker for a child the API server refused as invalid, or the error itself when it is
-/// anything else (retried with backoff).
-fn rejected(kind: &'static str, error: Error) -> Result<Blocker, Error> {
-    match error {
-        Error::Kube(kube::Error::Api(status)) if status.code == 422 => {
-            let reason = if kind == "Service" && status.message.contains("already allocated") {
-                "NodePortUnavailable"
-            } else {
-                "ChildRejected"
-            };
-            Ok(Blocker::Rejected {
-                reason,
-                message: format!("the API server refused the {kind}: {}", status.message),
-            })
-        }
-        other => Err(other),
-    }
-}
-
-/// The name of dbtree's administrative Secret for the engine, creating it when needed.
-///
-/// The Secret has a name the API server makes up (`generateName`), so nobody can create it in
-/// advance with a password they know, and it is created once with a fresh random password and
-/// never changed. The StatefulSet (which only the operator writes) is where its name is kept:
-/// the Secret its pod template reads is used again while it exists and the instance controls
-/// it; otherwise a new one is created (and the pods restart with it).
-async fn admin_secret_name(
-    ctx: &Context,
-    dbi: &DBInstance,
-    namespace: &str,
-) -> Result<String, Error> {
-    let names = ChildNames::for_instance(&dbi.name_any());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), namespace);
-    let current = statefulsets
-        .get_opt(&names.workload)
-        .await?
-        .as_ref()
-        .and_then(admin_secret_of)
-        .filter(|name| name.starts_with(&names.admin_secret));
-    if let Some(name) = current
-        && let Some(existing) = secrets.get_opt(&name).await?
-        && controlled_by(&existing, dbi)
-    {
-        return Ok(name);
-    }
-    let mut random = [0u8; 4 * ADMIN_PASSWORD_LEN];
-    getrandom::fill(&mut random).map_err(|e| Error::Entropy(e.to_string()))?;
-    let password = admin_password(&random)
-        .ok_or_else(|| Error::Entropy("too few usable random bytes".to_owned()))?;
-    // The children were built from the same metadata, so this cannot fail here.
-    let secret = admin_secret(dbi, &password).map_err(|_| Error::Unaddressable("name"))?;
-    let created = secrets.create(&PostParams::default(), &secret).await?;
-    created
-        .metadata
-        .name
-        .ok_or(Error::Unaddressable("the created Secret's name"))
-}
-
-/// The Secret a StatefulSet's pods read the administrator's password from.
-fn admin_secret_of(sts: &StatefulSet) -> Option<String> {
-    let pod = sts.spec.as_ref()?.template.spec.as_ref()?;
-    pod.containers
-        .iter()
-        .chain(pod.init_containers.iter().flatten())
-        .flat_map(|c| c.env.iter().flatten())
-        .find(|e| e.name == ADMIN_PASSWORD_ENV)
-        .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-        .map(|r| r.name.clone())
-}
-
-fn controlled_by(secret: &Secret, dbi: &DBInstance) -> bool {
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && Some(&r.uid) == dbi.meta().uid.as_ref())
-}
-
 /// Adds a (non-controller) owner reference to the credentials Secret the server created, so
 /// that it goes with the instance. `false` when the Secret does not exist yet.
 ///
@@ -487,21 +372,6 @@ async fn adopt_secret(ctx: &Context, dbi: &DBInstance, namespace: &str) -> Resul
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Server-side apply of one child as `dbtree-operator`, taking ownership of the fields it sets.
-async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let name = object.meta().name.clone().unwrap_or_default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(object)).await?)
 }
 
 async fn write_status(

@@ -5,15 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use dbtree_adapters::kube::EngineKind;
+use dbtree_adapters::kube::{DBInstance, EngineKind};
 use k8s_openapi::api::core::v1::Secret;
+use kube::Resource;
 
-use super::ChildMeta;
+use super::{ChildMeta, ChildNames, Children, SpecError, child_meta};
 
 /// The Secret keys, like the tenant's credentials Secret.
 const USERNAME_KEY: &str = "username";
 /// See [`USERNAME_KEY`].
 const PASSWORD_KEY: &str = "password";
+
+/// The environment variable that carries the administrator's password into the pods.
+pub const ADMIN_PASSWORD_ENV: &str = "DBTREE_ADMIN_PASSWORD";
 
 /// Characters of a generated administrator password.
 pub const ADMIN_PASSWORD_LEN: usize = 32;
@@ -42,14 +46,52 @@ pub fn admin_password(random: &[u8]) -> Option<String> {
     (password.len() == ADMIN_PASSWORD_LEN).then_some(password)
 }
 
+/// dbtree's administrative Secret for `dbi`'s engine, holding `password` (drawn by the caller:
+/// this function is pure), to be created with a name the API server completes from
+/// [`ChildNames::admin_secret`]. The operator creates it once and never changes it.
+///
+/// # Errors
+/// [`SpecError`] as for [`super::desired_children`].
+pub fn admin_secret(dbi: &DBInstance, password: &str) -> Result<Secret, SpecError> {
+    let meta = child_meta(dbi)?;
+    let name = dbi.meta().name.clone().unwrap_or_default();
+    let prefix = ChildNames::for_instance(&name).admin_secret;
+    Ok(render(&meta, &prefix, dbi.spec.engine, password))
+}
+
+impl Children {
+    /// The same children with the pods reading the administrator's password from the Secret
+    /// `name` (see [`ChildNames::admin_secret`]).
+    #[must_use]
+    pub fn with_admin_secret(mut self, name: &str) -> Self {
+        let pod = self
+            .stateful_set
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut());
+        if let Some(pod) = pod {
+            let env = pod
+                .containers
+                .iter_mut()
+                .chain(pod.init_containers.iter_mut().flatten())
+                .flat_map(|c| c.env.iter_mut().flatten());
+            for var in env.filter(|v| v.name == ADMIN_PASSWORD_ENV) {
+                if let Some(r) = var
+                    .value_from
+                    .as_mut()
+                    .and_then(|v| v.secret_key_ref.as_mut())
+                {
+                    r.name = name.to_owned();
+                }
+            }
+        }
+        self
+    }
+}
+
 /// The administrator Secret of an instance, with `password`, named by the API server from
 /// `generate_name`.
-pub(crate) fn admin_secret(
-    meta: &ChildMeta,
-    generate_name: &str,
-    engine: EngineKind,
-    password: &str,
-) -> Secret {
+fn render(meta: &ChildMeta, generate_name: &str, engine: EngineKind, password: &str) -> Secret {
     let mut metadata = meta.object(generate_name);
     metadata.name = None;
     metadata.generate_name = Some(generate_name.to_owned());
