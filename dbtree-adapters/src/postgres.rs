@@ -28,6 +28,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/post
 /// Advisory lock key serialising capacity and NodePort decisions ("dbtree:capacity").
 const CAPACITY_LOCK: i64 = 0x6462_7472_6565_6361;
 
+/// How long a caller waits for a pooled connection, connecting included. PostgreSQL being down
+/// is reported as [unavailable](BackendError::is_unavailable) within this time (sqlx keeps
+/// retrying a refused connection until then), so requests fail fast rather than queue.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// Every store trait on PostgreSQL.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -55,10 +60,10 @@ impl PgStore {
     ) -> Result<Self, BackendError> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| BackendError::with_source("cannot connect to PostgreSQL", e))?;
+            .map_err(db("connect"))?;
         Ok(Self { pool })
     }
 
@@ -89,9 +94,35 @@ impl PgStore {
     }
 }
 
-/// Translates a driver error at the seam, naming what was being done.
+/// Translates a driver error at the seam, naming what was being done. A server that cannot be
+/// reached, went away or refuses connections for now is [unavailable](BackendError::unavailable).
 pub(crate) fn db(context: &'static str) -> impl Fn(sqlx::Error) -> BackendError {
-    move |e| BackendError::with_source(format!("PostgreSQL: {context}"), e)
+    move |e| {
+        let message = format!("PostgreSQL: {context}");
+        if is_unavailable(&e) {
+            BackendError::unavailable(message, e)
+        } else {
+            BackendError::with_source(message, e)
+        }
+    }
+}
+
+/// Whether a driver error means the server is out of reach rather than that the statement
+/// failed: no connection within [`ACQUIRE_TIMEOUT`], a lost or refused connection, or SQLSTATE
+/// class 08 (connection exception), 57P01–57P03 (shutting down, starting up) or 53300 (too many
+/// connections).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 /// Whether a driver error is a unique-constraint violation.

@@ -1,9 +1,14 @@
 //! Redis coordination shared by every replica: the one-quiz-per-user lock and sliding-window
 //! rate limits. Both go through a reconnecting [`ConnectionManager`]; both decide atomically on
 //! the server (`SET NX PX`, Lua scripts), timed by the Redis server's clock.
+//!
+//! Redis being down never skips a rule: every operation answers within
+//! [`OPERATION_DEADLINE`] with either the decision or a [`BackendError`] marked
+//! [unavailable](BackendError::is_unavailable), and the caller refuses the request.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::TimeDelta;
@@ -11,8 +16,18 @@ use dbtree_core::boundary::{
     BackendError, LockOutcome, QuizLock, RateDecision, RateKey, RateLimit, RateLimiter,
 };
 use dbtree_core::ids::{AttemptId, UserId};
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, ExistenceCheck, Script, SetExpiry, SetOptions};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    AsyncCommands, ErrorKind, ExistenceCheck, Script, ServerErrorKind, SetExpiry, SetOptions,
+};
+
+/// The longest any Redis operation takes before it is reported unavailable (reconnection
+/// attempts included).
+pub const OPERATION_DEADLINE: Duration = Duration::from_millis(1500);
+/// One TCP connection attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// One command's answer.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Deletes the key only if it still holds the caller's token.
 const COMPARE_AND_DELETE: &str = r"
@@ -38,20 +53,77 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tonumber(oldest[2]) + window - now}
 ";
 
-/// Connects a reconnecting connection manager.
+/// Connects a reconnecting connection manager with short timeouts: a connection attempt gives
+/// up after 0.5 s, a command after 1 s, and a lost connection is retried twice, quickly, before
+/// the caller hears that Redis is unavailable (the next call tries again).
 ///
 /// # Errors
 /// [`BackendError`] if the URL is invalid or the server does not answer.
 pub async fn connect(url: &str) -> Result<ConnectionManager, BackendError> {
     let client =
         redis::Client::open(url).map_err(|e| BackendError::with_source("invalid Redis URL", e))?;
-    ConnectionManager::new(client)
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(200));
+    ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(|e| BackendError::with_source("cannot connect to Redis", e))
+        .map_err(redis_error("connect"))
 }
 
+/// Whether Redis answers `PING` within [`OPERATION_DEADLINE`] (readiness).
+///
+/// # Errors
+/// [`BackendError`] (unavailable) if it does not.
+pub async fn ping(conn: &ConnectionManager) -> Result<(), BackendError> {
+    let mut conn = conn.clone();
+    let pong: String = within("ping", async move {
+        redis::cmd("PING").query_async(&mut conn).await
+    })
+    .await?;
+    if pong == "PONG" {
+        Ok(())
+    } else {
+        Err(BackendError::new(format!("Redis: PING answered {pong:?}")))
+    }
+}
+
+/// Runs one Redis operation, translating its error and bounding its time.
+async fn within<T>(
+    context: &'static str,
+    operation: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BackendError> {
+    match tokio::time::timeout(OPERATION_DEADLINE, operation).await {
+        Ok(result) => result.map_err(redis_error(context)),
+        Err(elapsed) => Err(BackendError::unavailable(
+            format!("Redis: {context}: no answer within {OPERATION_DEADLINE:?}"),
+            elapsed,
+        )),
+    }
+}
+
+/// Translates a driver error: unreachable, lost, timed out or still loading is
+/// [unavailable](BackendError::unavailable); anything else is a plain failure.
 fn redis_error(context: &'static str) -> impl Fn(redis::RedisError) -> BackendError {
-    move |e| BackendError::with_source(format!("Redis: {context}"), e)
+    move |e| {
+        let message = format!("Redis: {context}");
+        let down = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_unrecoverable_error()
+            || matches!(
+                e.kind(),
+                ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown)
+            );
+        if down {
+            BackendError::unavailable(message, e)
+        } else {
+            BackendError::with_source(message, e)
+        }
+    }
 }
 
 fn millis(d: TimeDelta) -> u64 {
@@ -101,12 +173,12 @@ impl QuizLock for RedisQuizLock {
         let options = SetOptions::default()
             .conditional_set(ExistenceCheck::NX)
             .with_expiration(SetExpiry::PX(millis(ttl)));
-        let set: Option<String> = self
-            .conn
-            .clone()
-            .set_options(self.key(user), holder.to_string(), options)
-            .await
-            .map_err(redis_error("take a quiz lock"))?;
+        let mut conn = self.conn.clone();
+        let set: Option<String> = within(
+            "take a quiz lock",
+            conn.set_options(self.key(user), holder.to_string(), options),
+        )
+        .await?;
         Ok(if set.is_some() {
             LockOutcome::Acquired
         } else {
@@ -115,13 +187,11 @@ impl QuizLock for RedisQuizLock {
     }
 
     async fn release(&self, user: UserId, holder: AttemptId) -> Result<bool, BackendError> {
-        let deleted: i64 = self
-            .release
-            .key(self.key(user))
-            .arg(holder.to_string())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error("release a quiz lock"))?;
+        let mut conn = self.conn.clone();
+        let mut invocation = self.release.key(self.key(user));
+        invocation.arg(holder.to_string());
+        let deleted: i64 =
+            within("release a quiz lock", invocation.invoke_async(&mut conn)).await?;
         Ok(deleted == 1)
     }
 }
@@ -169,15 +239,19 @@ impl RateLimiter for RedisRateLimiter {
             self.nonce,
             self.counter.fetch_add(1, Ordering::Relaxed)
         );
-        let (allowed, retry_ms): (i64, i64) = self
+        let mut conn = self.conn.clone();
+        let mut invocation = self
             .script
-            .key(format!("{}rate:{}", self.prefix, key.as_str()))
+            .key(format!("{}rate:{}", self.prefix, key.as_str()));
+        invocation
             .arg(millis(limit.window))
             .arg(limit.max)
-            .arg(member)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error("count a rate-limited hit"))?;
+            .arg(member);
+        let (allowed, retry_ms): (i64, i64) = within(
+            "count a rate-limited hit",
+            invocation.invoke_async(&mut conn),
+        )
+        .await?;
         if allowed == 1 {
             return Ok(RateDecision::Allowed);
         }

@@ -46,6 +46,48 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Creates the database file with mode 0600 if it is missing (SQLite then creates `-wal` and
+/// `-shm` with the same mode), or takes group and other permissions away from an existing file
+/// and its companions (installations from before this rule).
+#[cfg(unix)]
+fn restrict_to_owner(path: &std::path::Path) -> Result<(), BackendError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(BackendError::with_source(
+                format!("cannot create {}", path.display()),
+                e,
+            ));
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| BackendError::with_source(format!("cannot restrict {}", file.display()), e),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &std::path::Path) -> Result<(), BackendError> {
+    Ok(())
+}
+
 impl SqliteStore {
     /// Connects to a `sqlite:PATH` or `sqlite://PATH` URL, creating the file if it is missing.
     /// `sqlite::memory:` opens a private in-memory database, as [`SqliteStore::open_in_memory`].
@@ -99,7 +141,10 @@ impl SqliteStore {
     }
 
     /// Opens a file database with the store's settings: WAL, foreign keys, the busy timeout.
+    /// The file is created readable by its owner only, and SQLite gives its `-wal` and `-shm`
+    /// files the same mode; an existing file readable by others is restricted first.
     async fn open_file(options: SqliteConnectOptions) -> Result<Self, BackendError> {
+        restrict_to_owner(options.get_filename())?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)

@@ -5,7 +5,10 @@ mod email;
 mod token;
 
 use chrono::{DateTime, TimeDelta, Utc};
-pub use code::{CodeHash, CodeIssueRefusal, CodeVerdict, InvalidCode, IssuedCode, SignInCode};
+pub use code::{
+    CodeHash, CodeIssueRefusal, CodeKey, CodeVerdict, InvalidCode, InvalidCodeKey, IssuedCode,
+    SignInCode,
+};
 pub use code::{check_code_issue, judge_code};
 pub use email::{Email, EmailError};
 pub use token::{InvalidToken, SessionToken, TokenHash};
@@ -21,9 +24,14 @@ pub struct AuthPolicy {
     pub max_wrong_attempts: u32,
     /// Minimum gap between two codes for one email (default 60 s).
     pub resend_gap: TimeDelta,
-    /// Codes per email per sliding hour (default 5).
+    /// Codes per email per sliding hour from all client addresses together (default 10).
     pub codes_per_hour_per_email: u32,
-    /// Codes requested per client IP per sliding hour (default 5).
+    /// Codes per email per sliding hour from one client address (default 5): a stranger
+    /// requesting codes for someone else's address uses up only this share, never the whole
+    /// per-email allowance.
+    pub codes_per_hour_per_email_and_ip: u32,
+    /// Codes requested per client address per sliding hour, for any emails (default 30: an
+    /// office or classroom behind one address can sign in).
     pub codes_per_hour_per_ip: u32,
     /// Code verifications per client IP per sliding hour (default 30).
     pub verifications_per_hour_per_ip: u32,
@@ -31,6 +39,9 @@ pub struct AuthPolicy {
     pub session_ttl: TimeDelta,
     /// Normalised addresses allowed to manage the quiz bank.
     pub admin_emails: Vec<Email>,
+    /// The key sign-in codes are stored under (HMAC-SHA-256). The default is a public
+    /// development key: a server sets its own, kept outside the database.
+    pub code_key: CodeKey,
 }
 
 impl Default for AuthPolicy {
@@ -39,11 +50,13 @@ impl Default for AuthPolicy {
             code_ttl: TimeDelta::minutes(10),
             max_wrong_attempts: 5,
             resend_gap: TimeDelta::seconds(60),
-            codes_per_hour_per_email: 5,
-            codes_per_hour_per_ip: 5,
+            codes_per_hour_per_email: 10,
+            codes_per_hour_per_email_and_ip: 5,
+            codes_per_hour_per_ip: 30,
             verifications_per_hour_per_ip: 30,
             session_ttl: TimeDelta::hours(24),
             admin_emails: Vec::new(),
+            code_key: CodeKey::default(),
         }
     }
 }

@@ -36,7 +36,7 @@ pub use ledger::{LedgerStore, PostError, PostOutcome, PostRequest};
 pub use mailer::{MailError, Mailer};
 pub use quiz_lock::{LockOutcome, QuizLock};
 pub use quizzes::{AddQuizError, QuizStore};
-pub use rate_limit::{RateDecision, RateKey, RateLimit, RateLimiter};
+pub use rate_limit::{RateDecision, RateKey, RateLimit, RateLimiter, client_block};
 pub use sign_in::{IssueCodeError, NewCode, PurgeReport, SignInStore};
 pub use support::{InquiryId, SupportStore};
 pub use tree::{ClaimError, NewAttempt, RecordAnswerError, StartAttemptError, TreeStore};

@@ -16,21 +16,59 @@ mod tree;
 use std::future::Future;
 use std::sync::Arc;
 
+use dbtree_core::service::Authenticated;
+use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme};
 
 use crate::state::ServerState;
-use problem::{IntoProblem, Problem};
+use problem::{IntoProblem, Problem, ProblemError, Status};
 
-/// The bearer token of a session (`Authorization: Bearer <token>`).
+/// The signed-in caller, from the session's bearer token (`Authorization: Bearer <token>`).
+///
+/// The token is resolved while the request's parameters are extracted, in declaration order:
+/// every operation declares it before its body, so a request with a missing, malformed or
+/// unknown token is answered 401 before a byte of its body is read.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer")]
-pub struct BearerAuth(pub Bearer);
+#[oai(ty = "bearer", checker = "authenticate")]
+pub struct BearerAuth(pub Authenticated);
 
 impl std::fmt::Debug for BearerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BearerAuth(..)")
     }
+}
+
+/// The security scheme's checker: resolves the token to its session and account.
+async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Authenticated> {
+    let Some(state) = req.data::<Arc<ServerState>>() else {
+        let missing = dbtree_core::service::InternalError::Inconsistent(
+            "the router carries no server state".into(),
+        );
+        return Err(ProblemError(missing.problem()).into());
+    };
+    state
+        .app
+        .accounts
+        .authenticate(&bearer.token)
+        .await
+        .map_err(|e| ProblemError(e.problem()).into())
+}
+
+/// The caller, who must be an administrator.
+///
+/// # Errors
+/// 403 for anyone else.
+pub(crate) fn require_admin(who: &Authenticated) -> Result<(), Problem> {
+    if who.is_admin {
+        return Ok(());
+    }
+    Err(Problem::new(
+        Status::Forbidden,
+        "forbidden",
+        "only administrators may manage the quiz bank",
+        serde_json::json!({}),
+    ))
 }
 
 /// The public name of an operation's path parameter (each operation has at most one): the
@@ -90,10 +128,15 @@ macro_rules! from_problem {
         }
     };
     (@pattern TooManyRequests) => { $crate::api::problem::Status::TooManyRequests(_) };
+    (@pattern Unavailable) => { $crate::api::problem::Status::Unavailable(_) };
     (@pattern $v:ident) => { $crate::api::problem::Status::$v };
     (@variant $ty:ident TooManyRequests $p:ident) => {{
         let secs = $p.retry_after();
         $ty::TooManyRequests(poem_openapi::payload::Json($p.body), secs)
+    }};
+    (@variant $ty:ident Unavailable $p:ident) => {{
+        let secs = $p.retry_after();
+        $ty::Unavailable(poem_openapi::payload::Json($p.body), secs)
     }};
     (@variant $ty:ident $v:ident $p:ident) => { $ty::$v(poem_openapi::payload::Json($p.body)) };
 }
@@ -153,6 +196,7 @@ mod declared_statuses {
 
     use super::problem::{IntoProblem, Problem, Status, from_framework};
     use super::*;
+    use crate::limits::LimitExceeded;
 
     fn internal() -> InternalError {
         InternalError::Inconsistent("test".into())
@@ -179,8 +223,28 @@ mod declared_statuses {
         )
     }
 
-    fn public() -> Vec<Problem> {
+    /// Operations that touch no dependency.
+    fn pure() -> Vec<Problem> {
         vec![parse_error(), internal().problem()]
+    }
+
+    /// Operations that read or write the store (or Redis): also 503 when it is down.
+    fn public() -> Vec<Problem> {
+        let mut all = pure();
+        all.push(super::problem::tests::down().problem());
+        all
+    }
+
+    /// What reading a request body can run into.
+    fn with_body(mut base: Vec<Problem>) -> Vec<Problem> {
+        base.extend(
+            [
+                LimitExceeded::BodyTooLarge { limit_bytes: 10 },
+                LimitExceeded::BodyTooSlow { timeout_secs: 1 },
+            ]
+            .map(|e| e.problem()),
+        );
+        base
     }
 
     fn authed() -> Vec<Problem> {
@@ -234,7 +298,7 @@ mod declared_statuses {
         check::<accounts::RequestCodeResponse>(
             "requestCode",
             with(
-                public(),
+                with_body(public()),
                 &[
                     &RequestCodeError::InvalidEmail(EmailError::Malformed),
                     &RequestCodeError::InvalidEmail(EmailError::DisposableDomain {
@@ -251,7 +315,7 @@ mod declared_statuses {
         check::<accounts::CreateSessionResponse>(
             "createSession",
             with(
-                public(),
+                with_body(public()),
                 &[
                     &VerifyError::InvalidEmail(EmailError::DisposableDomain { domain: "d".into() }),
                     &VerifyError::InvalidCode(InvalidCode),
@@ -272,7 +336,16 @@ mod declared_statuses {
             with(authed(), &[&DeleteAccountError::UnknownAccount]),
         );
         check::<tree::TreeResponse>("getTree", public());
-        check::<tree::TreeEventsResponse>("treeEvents", public());
+        check::<tree::TreeEventsResponse>(
+            "treeEvents",
+            with(
+                public(),
+                &[
+                    &LimitExceeded::StreamsFromClient { limit: 20 },
+                    &LimitExceeded::Streams { limit: 1000 },
+                ],
+            ),
+        );
         check::<tree::StartQuizResponse>(
             "startQuiz",
             with(
@@ -293,7 +366,7 @@ mod declared_statuses {
         check::<tree::AnswerResponse>(
             "answerQuiz",
             with(
-                authed(),
+                with_body(authed()),
                 &[
                     &InvalidId("x".into()),
                     &AnswerError::UnknownAttempt,
@@ -306,7 +379,7 @@ mod declared_statuses {
         check::<tree::HarvestResponse>(
             "harvest",
             with(
-                authed(),
+                with_body(authed()),
                 &[
                     &InvalidId("x".into()),
                     &HarvestError::UnknownAttempt,
@@ -332,12 +405,15 @@ mod declared_statuses {
                 ],
             ),
         );
-        check::<catalog::PresetsResponse>("listPresets", public());
-        let mut quote = with(public(), &[&SpecError::CpuStep { step: MilliCpu(50) }]);
+        check::<catalog::PresetsResponse>("listPresets", pure());
+        let mut quote = with(
+            with_body(pure()),
+            &[&SpecError::CpuStep { step: MilliCpu(50) }],
+        );
         quote.push(spec.clone());
         check::<catalog::QuoteResponse>("quote", quote);
         let mut create = with(
-            authed(),
+            with_body(authed()),
             &[
                 &InvalidName::Characters,
                 &SpecError::Disk { min: 1, max: 50 },
@@ -426,7 +502,7 @@ mod declared_statuses {
         check::<support::SupportResponse>(
             "submitInquiry",
             with(
-                authed(),
+                with_body(authed()),
                 &[
                     &dbtree_core::support::SupportError {
                         field: "subject",
@@ -443,7 +519,7 @@ mod declared_statuses {
         check::<admin::AddQuizResponse>(
             "addQuiz",
             with(
-                admin(),
+                with_body(admin()),
                 &[
                     &QuizAdminError::Invalid(QuizError::OptionCount { min: 2, max: 6 }),
                     &QuizAdminError::Duplicate,

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use clap::{Parser, ValueEnum};
-use dbtree_core::auth::Email;
+use dbtree_core::auth::{CodeKey, Email};
 use dbtree_core::instance::{MilliCpu, NodeBudget, NodePortPolicy};
 use dbtree_core::lemons::Lemons;
 use dbtree_core::policy::Policy;
+
+use crate::limits::HttpLimits;
 
 /// Where sign-in codes and notifications go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,6 +137,33 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "DBTREE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Key sign-in codes are stored under (HMAC-SHA-256): 64 hexadecimal characters, the same on
+    /// every replica (default: `secret.key` in the data directory, created on first start).
+    #[arg(long, env = "DBTREE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Largest request body accepted, bytes (larger: 413 `payload_too_large`).
+    #[arg(long, env = "DBTREE_MAX_BODY_BYTES", default_value_t = 65536)]
+    pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive (slower: 408 `request_timeout`).
+    #[arg(long, env = "DBTREE_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a request's headers may take to arrive; also how long a kept-alive connection may
+    /// wait for its next request.
+    #[arg(long, env = "DBTREE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may move no data before it is closed.
+    #[arg(long, env = "DBTREE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Live event streams (`/api/v1/tree/events`) in all (more: 503).
+    #[arg(long, env = "DBTREE_MAX_EVENT_STREAMS", default_value_t = 1000)]
+    pub max_event_streams: u32,
+    /// Live event streams per client address (more: 429).
+    #[arg(
+        long,
+        env = "DBTREE_MAX_EVENT_STREAMS_PER_CLIENT",
+        default_value_t = 20
+    )]
+    pub max_event_streams_per_client: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -221,6 +250,10 @@ pub struct Config {
     pub billing_interval: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// The configured sign-in code key, if any (else the data directory's key file).
+    pub secret_key: Option<CodeKey>,
+    /// Request, connection and event-stream limits.
+    pub http: HttpLimits,
 }
 
 /// SES settings.
@@ -246,6 +279,30 @@ impl Settings {
                 format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
             )
         })?;
+        let secret_key = self
+            .secret_key
+            .as_deref()
+            .map(CodeKey::parse)
+            .transpose()
+            .map_err(|e| bad("--secret-key / DBTREE_SECRET_KEY", e.to_string()))?;
+        let http = self.http_limits()?;
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                let scheme_ok = o.starts_with("https://") || o.starts_with("http://");
+                if scheme_ok && poem::http::HeaderValue::from_str(o).is_ok() && !o.ends_with('/') {
+                    Ok(o.to_owned())
+                } else {
+                    Err(bad(
+                        "--cors-origins / DBTREE_CORS_ORIGINS",
+                        format!("`{o}` is not an origin like https://app.example.org"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let storage = match self.database_url {
             None => Storage::Sqlite(format!(
                 "sqlite:{}",
@@ -360,14 +417,52 @@ impl Settings {
             cluster: self.cluster,
             public_host: self.public_host,
             local_bind: self.local_bind,
-            cors_origins: self
-                .cors_origins
-                .into_iter()
-                .filter(|o| !o.trim().is_empty())
-                .collect(),
+            cors_origins,
             policy,
             billing_interval: Duration::from_secs(self.billing_interval_secs),
             log_format: self.log_format,
+            secret_key,
+            http,
+        })
+    }
+
+    /// The HTTP limits, each checked.
+    fn http_limits(&self) -> Result<HttpLimits, ConfigError> {
+        if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(bad(
+                "--max-body-bytes / DBTREE_MAX_BODY_BYTES",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        let secs = |setting, value: u64| {
+            if (1..=3600).contains(&value) {
+                Ok(Duration::from_secs(value))
+            } else {
+                Err(bad(setting, "must be between 1 and 3600 seconds"))
+            }
+        };
+        if self.max_event_streams == 0 || self.max_event_streams_per_client == 0 {
+            return Err(bad(
+                "--max-event-streams / --max-event-streams-per-client",
+                "must be positive",
+            ));
+        }
+        Ok(HttpLimits {
+            max_body_bytes: self.max_body_bytes,
+            body_read_timeout: secs(
+                "--body-read-timeout-secs / DBTREE_BODY_READ_TIMEOUT_SECS",
+                self.body_read_timeout_secs,
+            )?,
+            header_read_timeout: secs(
+                "--header-read-timeout-secs / DBTREE_HEADER_READ_TIMEOUT_SECS",
+                self.header_read_timeout_secs,
+            )?,
+            idle_timeout: secs(
+                "--idle-timeout-secs / DBTREE_IDLE_TIMEOUT_SECS",
+                self.idle_timeout_secs,
+            )?,
+            max_event_streams: self.max_event_streams,
+            max_event_streams_per_client: self.max_event_streams_per_client,
         })
     }
 }
@@ -401,6 +496,42 @@ mod tests {
                 ..Policy::default()
             }
         );
+        assert_eq!(c.http, HttpLimits::default());
+        assert_eq!(c.http.max_body_bytes, 65536);
+        assert!(c.secret_key.is_none(), "the key file is the default");
+    }
+
+    #[test]
+    fn http_limits_and_the_secret_key_are_configurable() {
+        let key = "ab".repeat(32);
+        let c = settings(&[
+            "--max-body-bytes",
+            "2048",
+            "--header-read-timeout-secs",
+            "2",
+            "--idle-timeout-secs",
+            "5",
+            "--max-event-streams",
+            "7",
+            "--max-event-streams-per-client",
+            "3",
+            "--secret-key",
+            &key,
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.http.max_body_bytes, 2048);
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (
+                c.http.max_event_streams,
+                c.http.max_event_streams_per_client
+            ),
+            (7, 3)
+        );
+        assert_eq!(c.secret_key, Some(CodeKey::parse(&key).unwrap()));
+        assert!(!format!("{c:?}").contains(&key), "the key is never printed");
     }
 
     #[test]
@@ -423,11 +554,22 @@ mod tests {
                 &["--billing-interval-secs", "0"],
                 "DBTREE_BILLING_INTERVAL_SECS",
             ),
+            (&["--secret-key", "hunter2"], "DBTREE_SECRET_KEY"),
+            (&["--max-body-bytes", "10"], "DBTREE_MAX_BODY_BYTES"),
+            (
+                &["--header-read-timeout-secs", "0"],
+                "DBTREE_HEADER_READ_TIMEOUT_SECS",
+            ),
+            (&["--max-event-streams", "0"], "--max-event-streams"),
+            (&["--cors-origins", "*"], "DBTREE_CORS_ORIGINS"),
         ];
         for (args, named) in cases {
             let err = settings(args).validate().unwrap_err().to_string();
             assert!(err.contains(named), "{args:?}: {err}");
-            assert!(!err.contains("secret"), "a password leaked: {err}");
+            assert!(
+                !err.contains(":secret@") && !err.contains("hunter2"),
+                "a secret leaked: {err}"
+            );
         }
     }
 

@@ -6,10 +6,14 @@
 
 pub mod api;
 pub mod config;
+pub mod data_dir;
 pub mod jobs;
+pub mod limits;
 pub mod live;
 pub mod metrics;
 mod ops;
+pub mod readiness;
+pub mod serve;
 pub mod state;
 pub mod telemetry;
 pub mod web;
@@ -17,7 +21,7 @@ pub mod wiring;
 
 use std::sync::Arc;
 
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode, header};
 use poem::middleware::Cors;
 use poem::{Endpoint, EndpointExt, Route, get};
 
@@ -25,16 +29,25 @@ pub use state::ServerState;
 
 /// The production router: the web app at `/` (assets under `/assets`), the API under `/api/v1`,
 /// Swagger UI at `/docs`, the spec at `/openapi.json`, `/healthz`, `/readyz`, `/metrics`, with
-/// request ids, logs, metrics and CORS.
+/// request ids, logs, metrics, the request-body limit, and CORS for `cors_origins` only (none:
+/// no CORS headers at all, so browsers keep other origins out).
 pub fn route(state: Arc<ServerState>, cors_origins: &[String]) -> impl Endpoint + 'static {
     let api = api::service(state.clone());
     let allow = ops::AllowHeader::from_spec(&api.spec(), "/api");
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let mut cors = Cors::new().allow_credentials(false);
-    for origin in cors_origins {
-        cors = cors.allow_origin(origin.as_str());
-    }
+    let cors = cors_origins
+        .iter()
+        .fold(Cors::new(), |cors, origin| {
+            cors.allow_origin(origin.as_str())
+        })
+        .allow_credentials(false)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(600);
+    let body_limit =
+        limits::body::BodyLimit::new(state.limits.max_body_bytes, state.limits.body_read_timeout);
     let telemetry = telemetry::Telemetry::new(state.metrics.clone());
     Route::new()
         .nest("/api", api)
@@ -54,7 +67,8 @@ pub fn route(state: Arc<ServerState>, cors_origins: &[String]) -> impl Endpoint 
             }
         })
         .with(allow)
-        .with(cors)
+        .with(body_limit)
+        .with_if(!cors_origins.is_empty(), cors)
         .with(telemetry)
         .data(state)
 }

@@ -9,9 +9,8 @@ use dbtree_server::config::{Config, LogFormat, Settings};
 use dbtree_server::jobs::{self, Schedule};
 use dbtree_server::live::TreeHub;
 use dbtree_server::metrics::Metrics;
-use dbtree_server::{ServerState, route, wiring};
-use poem::Server;
-use poem::listener::TcpListener;
+use dbtree_server::{ServerState, route, serve, wiring};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -43,7 +42,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let deps = wiring::deps(&config).await?;
+    let (deps, readiness) = wiring::deps(&config).await?;
     let cluster = deps.cluster.clone();
     let clock = deps.clock.clone();
     let app = App::new(deps);
@@ -53,13 +52,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Metrics::new().context("metrics")?;
     let hub = TreeHub::new();
     hub.refresh(&app).await;
-    let state = Arc::new(ServerState {
-        app: app.clone(),
-        public_host: config.public_host.clone(),
-        hub: hub.clone(),
-        metrics: metrics.clone(),
-        clock,
-    });
+    let state = Arc::new(
+        ServerState::new(
+            app.clone(),
+            config.public_host.clone(),
+            hub.clone(),
+            metrics.clone(),
+            clock,
+        )
+        .with_limits(config.http)
+        .with_readiness(readiness),
+    );
 
     let (stop, shutdown) = watch::channel(false);
     let schedule = Schedule {
@@ -68,16 +71,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let jobs = jobs::spawn(app, cluster, hub, metrics, schedule, shutdown);
 
-    let listener = TcpListener::bind(config.listen);
-    tracing::info!(listen = %config.listen, docs = %format!("http://{}/docs", config.listen), "dbtree is serving");
-    Server::new(listener)
-        .run_with_graceful_shutdown(
-            route(state, &config.cors_origins),
-            shutdown_signal(),
-            Some(std::time::Duration::from_secs(10)),
-        )
+    let listener = TcpListener::bind(config.listen)
         .await
-        .context("the HTTP server failed")?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, docs = %format!("http://{}/docs", config.listen), "dbtree is serving");
+    serve::serve(
+        listener,
+        route(state, &config.cors_origins),
+        config.http,
+        shutdown_signal(),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .context("the HTTP server failed")?;
 
     let _ = stop.send(true);
     for job in jobs {

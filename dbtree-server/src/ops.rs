@@ -15,20 +15,17 @@ pub(crate) fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers with a planted tree, and Redis answers when configured.
 #[handler]
 pub(crate) async fn readyz(state: Data<&Arc<ServerState>>) -> Response {
-    match state.app.tree.tree().await {
-        Ok(lemons) if lemons.len() == 10 => "ready".into_response(),
-        Ok(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the tree is not planted yet",
-        )
+    match state.readiness.check(&state.app).await {
+        Ok(()) => "ready".into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason)
+            .with_header(
+                poem::http::header::RETRY_AFTER,
+                crate::api::problem::DEPENDENCY_RETRY_SECS,
+            )
             .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: the store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer").into_response()
-        }
     }
 }
 

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use dbtree_core::boundary::Clock;
-use dbtree_core::service::{App, Authenticated};
+use dbtree_core::service::App;
 
-use crate::api::BearerAuth;
-use crate::api::problem::{IntoProblem, Problem, Status};
+use crate::limits::HttpLimits;
+use crate::limits::streams::StreamSlots;
 use crate::live::TreeHub;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// The use cases and the server's own parts.
 pub struct ServerState {
@@ -22,43 +23,58 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// The clock the use cases read.
     pub clock: Arc<dyn Clock>,
+    /// Body, timeout and event-stream limits.
+    pub limits: HttpLimits,
+    /// The event streams open now, counted against `limits`.
+    pub streams: StreamSlots,
+    /// What `/readyz` checks besides the store.
+    pub readiness: Readiness,
 }
 
 impl std::fmt::Debug for ServerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerState")
             .field("public_host", &self.public_host)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl ServerState {
-    /// The signed-in caller.
-    ///
-    /// # Errors
-    /// A 401 problem for a malformed, unknown or expired token.
-    pub async fn caller(&self, auth: &BearerAuth) -> Result<Authenticated, Problem> {
-        self.app
-            .accounts
-            .authenticate(&auth.0.token)
-            .await
-            .map_err(|e| e.problem())
+    /// The state with the default [`HttpLimits`] and a readiness check of the store only.
+    pub fn new(
+        app: App,
+        public_host: String,
+        hub: TreeHub,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let limits = HttpLimits::default();
+        Self {
+            app,
+            public_host,
+            hub,
+            metrics,
+            clock,
+            streams: StreamSlots::new(&limits),
+            limits,
+            readiness: Readiness::default(),
+        }
     }
 
-    /// The signed-in caller, who must be an administrator.
-    ///
-    /// # Errors
-    /// 401 as [`Self::caller`]; 403 for a non-administrator.
-    pub async fn admin(&self, auth: &BearerAuth) -> Result<Authenticated, Problem> {
-        let who = self.caller(auth).await?;
-        if !who.is_admin {
-            return Err(Problem::new(
-                Status::Forbidden,
-                "forbidden",
-                "only administrators may manage the quiz bank",
-                serde_json::json!({}),
-            ));
+    /// The same state under other limits.
+    #[must_use]
+    pub fn with_limits(self, limits: HttpLimits) -> Self {
+        Self {
+            streams: StreamSlots::new(&limits),
+            limits,
+            ..self
         }
-        Ok(who)
+    }
+
+    /// The same state with more dependencies for `/readyz` to check.
+    #[must_use]
+    pub fn with_readiness(self, readiness: Readiness) -> Self {
+        Self { readiness, ..self }
     }
 }

@@ -12,10 +12,14 @@ use dbtree_adapters::redis::{RedisQuizLock, RedisRateLimiter, connect};
 use dbtree_adapters::ses::SesMailer;
 use dbtree_adapters::sqlite::SqliteStore;
 use dbtree_adapters::system::{OsEntropy, SystemClock};
-use dbtree_core::boundary::{Clock, Cluster, Mailer, QuizLock, RateLimiter, Store};
+use dbtree_core::auth::CodeKey;
+use dbtree_core::boundary::{Clock, Cluster, Entropy, Mailer, QuizLock, RateLimiter, Store};
 use dbtree_core::service::Deps;
+use redis::aio::ConnectionManager;
 
 use crate::config::{ClusterKind, Config, MailerKind, Storage, redact};
+use crate::data_dir;
+use crate::readiness::Readiness;
 
 /// Opens storage and applies its migrations.
 pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -23,9 +27,9 @@ pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         Storage::Sqlite(url) => {
             if let Some(path) = url.strip_prefix("sqlite:").filter(|p| !p.starts_with(':'))
                 && let Some(dir) = std::path::Path::new(path.trim_start_matches("//")).parent()
+                && !dir.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                data_dir::create(dir)?;
             }
             let store = SqliteStore::connect(url)
                 .await
@@ -48,11 +52,16 @@ pub async fn store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// The quiz lock and rate limiter: Redis when configured, else in-process.
+/// The quiz lock and rate limiter: Redis when configured (its connection also returned, for
+/// readiness), else in-process.
 pub async fn coordination(
     config: &Config,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Arc<dyn QuizLock>, Arc<dyn RateLimiter>)> {
+) -> anyhow::Result<(
+    Arc<dyn QuizLock>,
+    Arc<dyn RateLimiter>,
+    Option<ConnectionManager>,
+)> {
     match &config.redis_url {
         Some(url) => {
             let conn = connect(url)
@@ -61,7 +70,8 @@ pub async fn coordination(
             tracing::info!(redis = %redact(url), "coordination: Redis");
             Ok((
                 Arc::new(RedisQuizLock::new(conn.clone(), "dbtree:")),
-                Arc::new(RedisRateLimiter::new(conn, "dbtree:")),
+                Arc::new(RedisRateLimiter::new(conn.clone(), "dbtree:")),
+                Some(conn),
             ))
         }
         None => {
@@ -69,9 +79,38 @@ pub async fn coordination(
             Ok((
                 Arc::new(MemoryQuizLock::new(clock.clone())),
                 Arc::new(MemoryRateLimiter::new(clock)),
+                None,
             ))
         }
     }
+}
+
+/// Prepares the data directory (0700, see [`data_dir::prepare`]) when anything lives there:
+/// the key file, the SQLite file or local engines. The one place the server creates it.
+pub fn prepare_data_dir(config: &Config) -> anyhow::Result<()> {
+    let used = config.secret_key.is_none()
+        || matches!(config.storage, Storage::Sqlite(_))
+        || config.cluster == ClusterKind::Local;
+    if used {
+        data_dir::prepare(&config.data_dir)?;
+    }
+    Ok(())
+}
+
+/// The key sign-in codes are stored under: `DBTREE_SECRET_KEY`, or the data directory's key
+/// file.
+pub fn code_key(config: &Config, entropy: &dyn Entropy) -> anyhow::Result<CodeKey> {
+    if config.secret_key.is_none() && matches!(config.storage, Storage::Postgres(_)) {
+        tracing::warn!(
+            "sign-in codes are keyed by this replica's own key file: replicas sharing one \
+             database must share DBTREE_SECRET_KEY, or a code sent by one is refused by another"
+        );
+    }
+    Ok(data_dir::code_key(
+        &config.data_dir,
+        config.secret_key.clone(),
+        entropy,
+    )?)
 }
 
 /// The mailer.
@@ -117,18 +156,24 @@ pub async fn cluster(config: &Config) -> anyhow::Result<Arc<dyn Cluster>> {
     }
 }
 
-/// Every adapter, wired.
-pub async fn deps(config: &Config) -> anyhow::Result<Deps> {
+/// Every adapter, wired, and what `/readyz` checks besides the store.
+pub async fn deps(config: &Config) -> anyhow::Result<(Deps, Readiness)> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (quiz_lock, rate_limiter) = coordination(config, clock.clone()).await?;
-    Ok(Deps {
+    let entropy = Arc::new(OsEntropy);
+    prepare_data_dir(config)?;
+    let mut policy = config.policy.clone();
+    policy.auth.code_key = code_key(config, entropy.as_ref())?;
+    let (quiz_lock, rate_limiter, redis) = coordination(config, clock.clone()).await?;
+    let deps = Deps {
         store: store(config).await?,
         quiz_lock,
         rate_limiter,
         mailer: mailer(config).await?,
         cluster: cluster(config).await?,
         clock,
-        entropy: Arc::new(OsEntropy),
-        policy: Arc::new(config.policy.clone()),
-    })
+        entropy,
+        policy: Arc::new(policy),
+    };
+    let readiness = redis.map(Readiness::with_redis).unwrap_or_default();
+    Ok((deps, readiness))
 }

@@ -10,9 +10,11 @@ mod api {
     pub(crate) mod accounts;
     pub(crate) mod figures;
     pub(crate) mod instances;
+    pub(crate) mod limits;
     pub(crate) mod live;
     pub(crate) mod openapi;
     pub(crate) mod ops;
+    pub(crate) mod outage;
     pub(crate) mod race;
     pub(crate) mod tree;
     pub(crate) mod validation;
@@ -29,7 +31,18 @@ macro_rules! walk {
             }
         )+
     };
+    (own $backend:ident; $($module:ident :: $test:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $test() {
+                crate::api::$module::$test(crate::api::helpers::Backend::$backend).await;
+            }
+        )+
+    };
     ($backend:ident) => {
+        walk!(own $backend;
+            accounts::a_stranger_cannot_lock_a_user_out_and_an_office_can_sign_in,
+        );
         walk!($backend;
             accounts::sign_in_profile_and_logout,
             accounts::five_wrong_codes_lock_the_code,
@@ -37,6 +50,7 @@ macro_rules! walk {
             accounts::bad_addresses_and_codes_are_refused_by_name,
             accounts::sessions_per_device_and_logout_everywhere,
             accounts::deleting_the_account_keeps_the_bonus_spent,
+            accounts::the_welcome_bonus_is_paid_once_per_mailbox,
             tree::the_tree_is_ripe_and_a_lemon_can_be_won,
             tree::clicks_outside_the_circle_or_after_five_seconds_are_refused,
             tree::quiz_rules_and_bad_input,
@@ -57,6 +71,52 @@ macro_rules! walk {
 mod sqlite {
     walk!(Sqlite);
 
+    /// The HTTP limits do not depend on storage: one server under tight limits.
+    macro_rules! limited {
+        ($($test:ident),+ $(,)?) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    use crate::api::helpers::*;
+                    let app = spawn_app_opts(
+                        Backend::Sqlite,
+                        Options {
+                            limits: crate::api::limits::tight(),
+                            ..Options::default()
+                        },
+                    )
+                    .await;
+                    crate::api::limits::$test(&app).await;
+                    app.finish().await;
+                }
+            )+
+        };
+    }
+
+    limited!(
+        bodies_over_the_limit_are_413_before_they_are_sent,
+        the_token_is_checked_before_the_body,
+        a_stalled_body_is_408,
+        slow_and_silent_connections_are_closed,
+        event_streams_are_capped,
+        no_cors_headers_without_configured_origins,
+    );
+
+    #[tokio::test]
+    async fn cors_headers_only_for_configured_origins() {
+        use crate::api::helpers::*;
+        let app = spawn_app_opts(
+            Backend::Sqlite,
+            Options {
+                cors_origins: vec!["https://app.example.org".into()],
+                ..Options::default()
+            },
+        )
+        .await;
+        crate::api::limits::cors_headers_only_for_configured_origins(&app).await;
+        app.finish().await;
+    }
+
     #[tokio::test]
     async fn the_committed_spec_is_up_to_date() {
         let app = crate::api::helpers::spawn_app(crate::api::helpers::Backend::Sqlite).await;
@@ -67,4 +127,14 @@ mod sqlite {
 
 mod postgres {
     walk!(Postgres);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_down_is_503_and_back() {
+        crate::api::outage::redis_down_is_503_and_back().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_down_is_503_and_back() {
+        crate::api::outage::postgres_down_is_503_and_back().await;
+    }
 }

@@ -1,5 +1,6 @@
 //! The real `dbtree-server` binary with nothing configured: it serves the API and `/docs` with
-//! the tree ripe, and a new user signs in with the code from its log.
+//! the tree ripe, keeps its data directory 0700 and its database and key files 0600 (even under
+//! umask 000), and a new user signs in with the code from its log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +11,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 struct Server(Child);
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -26,7 +36,13 @@ async fn zero_configuration_start_and_sign_in_from_the_log() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dbtree-server"))
+    // umask 000: every mode checked below is the one the server asked for, not the umask's
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "umask 000 && exec \"$0\"",
+            env!("CARGO_BIN_EXE_dbtree-server"),
+        ])
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -64,6 +80,23 @@ async fn zero_configuration_start_and_sign_in_from_the_log() {
         dir.path().join("dbtree-data/dbtree.sqlite").exists(),
         "the embedded default stores in ./dbtree-data"
     );
+    let data = dir.path().join("dbtree-data");
+    // nobody else may list or change it; running as root, the local engine driver may let
+    // engine accounts traverse it (o+x) to reach their own directories
+    assert_eq!(
+        mode(&data) & 0o776,
+        0o700,
+        "the data directory is its owner's only: {:o}",
+        mode(&data)
+    );
+    for file in [
+        "dbtree.sqlite",
+        "dbtree.sqlite-wal",
+        "dbtree.sqlite-shm",
+        "secret.key",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
     let docs = client.get(format!("{base}/docs")).send().await.unwrap();
     assert!(docs.status().is_success());
     let tree: serde_json::Value = client

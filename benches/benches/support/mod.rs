@@ -71,6 +71,7 @@ pub(crate) struct Server {
 pub(crate) fn bench_policy() -> Policy {
     let mut policy = Policy::default();
     policy.auth.codes_per_hour_per_ip = 1_000_000;
+    policy.auth.codes_per_hour_per_email_and_ip = 1_000_000;
     policy.auth.verifications_per_hour_per_ip = 1_000_000;
     policy.auth.session_ttl = TimeDelta::days(3650);
     policy
@@ -127,13 +128,13 @@ pub(crate) async fn spawn(backend: Backend) -> Server {
         .expect("seed the quiz bank and plant the tree");
     let hub = TreeHub::new();
     hub.refresh(&app).await;
-    let state = Arc::new(ServerState {
-        app: app.clone(),
-        public_host: "db.example.test".into(),
+    let state = Arc::new(ServerState::new(
+        app.clone(),
+        "db.example.test".into(),
         hub,
-        metrics: Metrics::new().expect("metrics"),
-        clock: clock.clone(),
-    });
+        Metrics::new().expect("metrics"),
+        clock.clone(),
+    ));
     let acceptor = TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
         .await

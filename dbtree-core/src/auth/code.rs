@@ -1,9 +1,12 @@
-//! One-time sign-in codes: generation without modulo bias, hashing, issue limits and verdicts.
+//! One-time sign-in codes: generation without modulo bias, keyed digests, issue limits and
+//! verdicts.
 
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sha2::{Digest, Sha256};
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::{AuthPolicy, Email};
@@ -51,10 +54,84 @@ impl SignInCode {
         format!("{:06}", self.0)
     }
 
-    /// The stored form of this code for `email`: a SHA-256 digest bound to the address.
-    pub fn hash_for(&self, email: &Email) -> CodeHash {
-        let digest = Sha256::digest(format!("dbtree-code\0{}\0{:06}", email.as_str(), self.0));
-        CodeHash(digest.into())
+    /// The stored form of this code for `email`: HMAC-SHA-256 under the server's `key`, bound
+    /// to the address. Without the key, a stored digest does not reveal the code (a million
+    /// candidates are nothing to try against an unkeyed hash).
+    pub fn hash_for(&self, email: &Email, key: &CodeKey) -> CodeHash {
+        let digits = format!("{:06}", self.0);
+        CodeHash(hmac_sha256(
+            &key.0,
+            &[
+                b"dbtree-code\0",
+                email.as_str().as_bytes(),
+                b"\0",
+                digits.as_bytes(),
+            ],
+        ))
+    }
+}
+
+/// HMAC-SHA-256 (RFC 2104) of the concatenated `parts` under a key of at most 64 bytes.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // A key shorter than the 64-byte block is zero-padded by HMAC itself; padding here lets the
+    // infallible fixed-size constructor take it.
+    let mut block = [0u8; 64];
+    let len = key.len().min(block.len());
+    block[..len].copy_from_slice(&key[..len]);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// The server's secret key for sign-in code digests, kept outside the database (a 0600 key file
+/// or an environment variable): a copy of the database alone does not reveal a pending code.
+/// `Debug` is redacted; equality is constant-time.
+///
+/// [`CodeKey::default`] is a fixed, public development key for tests and examples; a server
+/// MUST configure its own.
+#[derive(Clone, Default)]
+pub struct CodeKey([u8; 32]);
+
+/// A text given as a code key is not 64 hexadecimal characters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the secret key must be 64 hexadecimal characters (32 bytes), e.g. `openssl rand -hex 32`")]
+pub struct InvalidCodeKey;
+
+impl CodeKey {
+    /// A key made of 32 random bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses the 64-character hexadecimal form (surrounding whitespace ignored).
+    ///
+    /// # Errors
+    /// [`InvalidCodeKey`] for anything else.
+    pub fn parse(text: &str) -> Result<Self, InvalidCodeKey> {
+        crate::hex::decode::<32>(text.trim())
+            .map(Self)
+            .ok_or(InvalidCodeKey)
+    }
+
+    /// The hexadecimal form, for the key file that keeps it.
+    pub fn expose(&self) -> String {
+        crate::hex::encode(&self.0)
+    }
+}
+
+impl PartialEq for CodeKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for CodeKey {}
+
+impl fmt::Debug for CodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeKey(..)")
     }
 }
 
@@ -242,6 +319,10 @@ mod tests {
         Email::parse("ann@example.org").unwrap()
     }
 
+    fn key(byte: u8) -> CodeKey {
+        CodeKey::from_bytes([byte; 32])
+    }
+
     #[test]
     fn generation_rejects_biased_draws() {
         let mut draws = [u32::MAX, UNBIASED_LIMIT, UNBIASED_LIMIT - 1].into_iter();
@@ -263,17 +344,70 @@ mod tests {
     }
 
     #[test]
-    fn hashes_bind_the_code_to_the_address() {
+    fn hmac_matches_rfc_4231() {
+        // test case 2: key "Jefe"
+        let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(
+            crate::hex::encode(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // test case 1: a 20-byte key
+        let mac = hmac_sha256(&[0x0b; 20], &[b"Hi There"]);
+        assert_eq!(
+            crate::hex::encode(&mac),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
+
+    #[test]
+    fn digests_bind_the_code_to_the_address_and_the_key() {
         let c = SignInCode::parse("123456").unwrap();
         let other = Email::parse("bob@example.org").unwrap();
-        assert_eq!(c.hash_for(&email()), c.hash_for(&email()));
-        assert_ne!(c.hash_for(&email()), c.hash_for(&other));
+        let k = key(1);
+        assert_eq!(c.hash_for(&email(), &k), c.hash_for(&email(), &k));
+        assert_ne!(c.hash_for(&email(), &k), c.hash_for(&other, &k));
+        assert_ne!(c.hash_for(&email(), &k), c.hash_for(&email(), &key(2)));
         assert!(!format!("{c:?}").contains("123456"));
     }
 
     #[test]
+    fn without_the_key_a_stored_digest_matches_no_code() {
+        // What an attacker with a copy of the database does: try codes against the stored
+        // digest. Under the server's key the search finds the code; under any other key (here
+        // the public default) the same search finds nothing. (A window of the code space keeps
+        // the unoptimised test fast; every code costs the same.)
+        let secret = key(7);
+        let code = SignInCode::parse("402913").unwrap();
+        let stored = code.hash_for(&email(), &secret);
+        let search = |k: &CodeKey| {
+            (400_000..430_000).find(|n| SignInCode(*n).hash_for(&email(), k) == stored)
+        };
+        assert_eq!(search(&CodeKey::default()), None);
+        assert_eq!(search(&secret), Some(402_913));
+    }
+
+    #[test]
+    fn keys_parse_from_hex_and_stay_redacted() {
+        let k = key(0xab);
+        assert_eq!(CodeKey::parse(&k.expose()), Ok(k.clone()));
+        assert_eq!(
+            CodeKey::parse(&format!(" {} \n", k.expose())),
+            Ok(k.clone())
+        );
+        for bad in ["", "abcd", &"zz".repeat(32), &"ab".repeat(33)] {
+            assert_eq!(CodeKey::parse(bad), Err(InvalidCodeKey), "{bad}");
+        }
+        assert!(!format!("{k:?}").contains("ab"));
+        assert_ne!(k, CodeKey::default());
+    }
+
+    #[test]
     fn resend_gap_and_hourly_allowance() {
-        let p = AuthPolicy::default();
+        let p = AuthPolicy {
+            codes_per_hour_per_email: 5,
+            ..AuthPolicy::default()
+        };
+        assert_eq!(AuthPolicy::default().codes_per_hour_per_email, 10);
         let now = t0();
         assert_eq!(check_code_issue(&[], now, &p), Ok(()));
         let just_sent = [now - TimeDelta::seconds(59)];
@@ -307,8 +441,12 @@ mod tests {
     #[test]
     fn verdicts_in_precedence_order() {
         let p = AuthPolicy::default();
-        let right = SignInCode::parse("111111").unwrap().hash_for(&email());
-        let wrong = SignInCode::parse("222222").unwrap().hash_for(&email());
+        let right = SignInCode::parse("111111")
+            .unwrap()
+            .hash_for(&email(), &key(1));
+        let wrong = SignInCode::parse("222222")
+            .unwrap()
+            .hash_for(&email(), &key(1));
         let code = IssuedCode {
             email: email(),
             hash: right,

@@ -79,6 +79,23 @@ impl Email {
         self.0.split_once('@').map_or("", |(_, d)| d)
     }
 
+    /// The mailbox the address delivers to, for rules that hold once per person (the welcome
+    /// bonus): the normalised address with any `+tag` removed, and for Gmail (gmail.com and
+    /// googlemail.com, one mailbox service) the dots of the local part removed and the domain
+    /// written `gmail.com`. The sign-in identity stays the normalised address itself.
+    pub fn canonical_mailbox(&self) -> String {
+        let (local, domain) = (self.local_part(), self.domain());
+        let local = match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => base,
+            _ => local,
+        };
+        if matches!(domain, "gmail.com" | "googlemail.com") {
+            format!("{}@gmail.com", local.replace('.', ""))
+        } else {
+            format!("{local}@{domain}")
+        }
+    }
+
     /// A display form that hides most of the address (for leaderboards): the first two
     /// characters of the local part, then `***`.
     pub fn masked(&self) -> String {
@@ -200,6 +217,30 @@ mod tests {
             );
         }
         assert!(Email::parse("x@gmail.com").is_ok());
+    }
+
+    #[test]
+    fn canonical_mailboxes_drop_tags_and_gmail_dots() {
+        let cases = [
+            ("ann@example.org", "ann@example.org"),
+            ("Ann+DB@Example.org", "ann@example.org"),
+            ("ann+a+b@example.org", "ann@example.org"),
+            ("a.nn@example.org", "a.nn@example.org"),
+            ("a.n.n+x@gmail.com", "ann@gmail.com"),
+            ("A.N.N@GoogleMail.com", "ann@gmail.com"),
+            ("+only@example.org", "+only@example.org"),
+            ("ann@mail.gmail.com", "ann@mail.gmail.com"),
+        ];
+        for (raw, canonical) in cases {
+            let e = Email::parse(raw).unwrap();
+            assert_eq!(e.canonical_mailbox(), canonical, "{raw}");
+        }
+        let tagged = Email::parse("ann+db@example.org").unwrap();
+        assert_eq!(
+            tagged.as_str(),
+            "ann+db@example.org",
+            "the identity keeps its tag"
+        );
     }
 
     #[test]

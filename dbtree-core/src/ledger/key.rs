@@ -26,12 +26,16 @@ impl IdempotencyKey {
     /// Longest accepted key, in bytes.
     pub const MAX_LEN: usize = 128;
 
-    /// The welcome bonus of one normalised email address, ever.
+    /// The welcome bonus of one mailbox, ever: keyed by the address's
+    /// [canonical mailbox](Email::canonical_mailbox), so `ann+x@example.org` and
+    /// `a.nn@gmail.com` find the bonus of `ann@example.org` and `ann@gmail.com` already paid.
     ///
-    /// The address is hashed so that the key survives account deletion (which removes the email)
-    /// while still refusing a second bonus for the same address.
+    /// The mailbox is hashed so that the key survives account deletion (which removes the email)
+    /// while still refusing a second bonus for the same mailbox. For an address that is its own
+    /// canonical mailbox the key is the one earlier versions wrote for it.
     pub fn welcome(email: &Email) -> Self {
-        let digest = Sha256::digest(format!("dbtree-welcome\0{}", email.as_str()).as_bytes());
+        let mailbox = email.canonical_mailbox();
+        let digest = Sha256::digest(format!("dbtree-welcome\0{mailbox}").as_bytes());
         Self(format!("welcome:{}", crate::hex::encode(&digest)))
     }
 
@@ -167,6 +171,20 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(!a.as_str().contains("example"));
+        // stable across versions for a plain address (keys already in ledgers stay valid)
+        assert_eq!(
+            a.as_str(),
+            "welcome:4fc1a74ab12ff3d5509a33d1be6040cc3767c19fea45b86066c1851cd5197ad5"
+        );
+    }
+
+    #[test]
+    fn welcome_key_is_per_canonical_mailbox() {
+        let key = |e: &str| IdempotencyKey::welcome(&Email::parse(e).unwrap());
+        assert_eq!(key("ann+promo@example.org"), key("ann@example.org"));
+        assert_eq!(key("a.n.n@gmail.com"), key("ann@googlemail.com"));
+        assert_eq!(key("a.nn+x@gmail.com"), key("ann@gmail.com"));
+        assert_ne!(key("a.nn@example.org"), key("ann@example.org"));
     }
 
     #[test]

@@ -175,19 +175,15 @@ impl AccountService {
         Self { deps }
     }
 
-    /// Counts a hit from the client address, if known; returns the seconds to wait if refused.
-    async fn limit(
-        &self,
-        client: Option<IpAddr>,
-        key: fn(IpAddr) -> RateKey,
-        max: u32,
-    ) -> Result<Option<u32>, InternalError> {
-        let Some(ip) = client else { return Ok(None) };
+    /// Counts a hit on `key` (none when the client address is unknown); returns the seconds to
+    /// wait if refused. A limiter that cannot be reached is an error: the limit is never skipped.
+    async fn limit(&self, key: Option<RateKey>, max: u32) -> Result<Option<u32>, InternalError> {
+        let Some(key) = key else { return Ok(None) };
         let limit = RateLimit {
             max,
             window: TimeDelta::hours(1),
         };
-        match self.deps.rate_limiter.hit(&key(ip), limit).await? {
+        match self.deps.rate_limiter.hit(&key, limit).await? {
             RateDecision::Allowed => Ok(None),
             RateDecision::Limited { retry_after_secs } => Ok(Some(retry_after_secs)),
         }
@@ -196,8 +192,11 @@ impl AccountService {
     /// Sends a sign-in code to an address. Never touches existing sessions.
     ///
     /// # Errors
-    /// In order: [`RequestCodeError::InvalidEmail`], [`RequestCodeError::RateLimited`] (per
-    /// client address), [`RequestCodeError::Refused`] (per email), then delivery failures.
+    /// In order: [`RequestCodeError::InvalidEmail`], [`RequestCodeError::RateLimited`] (codes
+    /// from this client address, any emails), [`RequestCodeError::Refused`] with
+    /// [`CodeIssueRefusal::TooManyCodes`] (codes for this email from this client address), then
+    /// [`RequestCodeError::Refused`] from the store (resend gap, codes for this email from all
+    /// addresses), then delivery failures.
     pub async fn request_code(
         &self,
         email: &str,
@@ -207,13 +206,23 @@ impl AccountService {
         let policy = &self.deps.policy.auth;
         if let Some(retry_after_secs) = self
             .limit(
-                client,
-                RateKey::code_requests_from,
+                client.map(RateKey::code_requests_from),
                 policy.codes_per_hour_per_ip,
             )
             .await?
         {
             return Err(RequestCodeError::RateLimited { retry_after_secs });
+        }
+        if let Some(retry_after_secs) = self
+            .limit(
+                client.map(|ip| RateKey::code_requests_for(&email, ip)),
+                policy.codes_per_hour_per_email_and_ip,
+            )
+            .await?
+        {
+            return Err(RequestCodeError::Refused(CodeIssueRefusal::TooManyCodes {
+                retry_after_secs,
+            }));
         }
         let now = self.deps.clock.now();
         let code = with_random_u32s(self.deps.entropy.as_ref(), |draw| {
@@ -223,7 +232,7 @@ impl AccountService {
         let expires_at = policy.code_expires_at(now);
         let new = NewCode {
             email: email.clone(),
-            hash: code.hash_for(&email),
+            hash: code.hash_for(&email, &policy.code_key),
             issued_at: now,
             expires_at,
         };
@@ -255,7 +264,8 @@ impl AccountService {
     }
 
     /// Verifies a code and opens a new session (one per device; others stay). Creates the
-    /// account on first sign-in, paying the welcome bonus once per address ever.
+    /// account on first sign-in, paying the welcome bonus once per canonical mailbox ever
+    /// (`ann+x@…` and Gmail dot variants share one bonus; see [`Email::canonical_mailbox`]).
     ///
     /// # Errors
     /// In order: invalid email, invalid code, rate limit (per client address), then the verdict.
@@ -270,8 +280,7 @@ impl AccountService {
         let policy = &self.deps.policy.auth;
         if let Some(retry_after_secs) = self
             .limit(
-                client,
-                RateKey::verifications_from,
+                client.map(RateKey::verifications_from),
                 policy.verifications_per_hour_per_ip,
             )
             .await?
@@ -282,7 +291,12 @@ impl AccountService {
         match self
             .deps
             .store
-            .redeem_code(&email, &code.hash_for(&email), now, policy)
+            .redeem_code(
+                &email,
+                &code.hash_for(&email, &policy.code_key),
+                now,
+                policy,
+            )
             .await?
         {
             CodeVerdict::Accepted => {}
@@ -311,8 +325,10 @@ impl AccountService {
             expires_at: policy.session_expires_at(now),
         };
         self.deps.store.create_session(&session).await?;
+        // A bonus entry of another account means this mailbox was paid before (a concurrent
+        // sign-up of the same canonical mailbox): nothing was paid here, nothing to announce.
         let welcome_mail_failure = match &registration.welcome {
-            Some(entry) => {
+            Some(entry) if entry.user == registration.user.id => {
                 let bonus = Lemons::try_from_i64(entry.delta).unwrap_or(Lemons::ZERO);
                 let envelope = Envelope {
                     to: email,
@@ -320,7 +336,7 @@ impl AccountService {
                 };
                 self.deps.mailer.send(&envelope).await.err()
             }
-            None => None,
+            Some(_) | None => None,
         };
         Ok(SignedIn {
             token,

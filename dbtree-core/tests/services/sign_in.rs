@@ -110,7 +110,7 @@ async fn resend_gap_and_hourly_allowance_per_email() {
         ),
         "{err:?}"
     );
-    for _ in 0..4 {
+    for _ in 0..9 {
         sb.clock.advance(TimeDelta::seconds(61));
         app.accounts
             .request_code("dee@example.org", None)
@@ -128,7 +128,7 @@ async fn resend_gap_and_hourly_allowance_per_email() {
             err,
             RequestCodeError::Refused(CodeIssueRefusal::TooManyCodes { .. })
         ),
-        "{err:?}"
+        "ten codes per email per hour: {err:?}"
     );
     // another address is not affected
     app.accounts
@@ -137,31 +137,78 @@ async fn resend_gap_and_hourly_allowance_per_email() {
         .unwrap();
 }
 
+fn ip(last: u8) -> Option<IpAddr> {
+    Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, last)))
+}
+
 #[tokio::test]
-async fn per_ip_limits_on_codes_and_verifications() {
-    let (_sb, app) = fresh().await;
-    let ip = Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)));
-    for i in 0..5 {
-        app.accounts
-            .request_code(&format!("u{i}@example.org"), ip)
-            .await
-            .unwrap();
+async fn a_stranger_cannot_lock_a_user_out() {
+    let (sb, app) = fresh().await;
+    // the stranger, from one address, asks for the victim's codes as fast as the rules allow
+    let mut refused = None;
+    for _ in 0..20 {
+        match app.accounts.request_code("vic@example.org", ip(66)).await {
+            Ok(_) => {}
+            Err(e) => refused = Some(e),
+        }
+        sb.clock.advance(TimeDelta::seconds(61));
     }
+    assert!(
+        matches!(
+            refused,
+            Some(RequestCodeError::Refused(
+                CodeIssueRefusal::TooManyCodes { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    // the victim, from their own address, still gets a code and signs in
+    app.accounts
+        .request_code("vic@example.org", ip(7))
+        .await
+        .unwrap();
+    let code = sb.mailer.last_code_for("vic@example.org").unwrap();
+    app.accounts
+        .verify("vic@example.org", &code, ip(7))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_office_behind_one_address_can_sign_in() {
+    let (sb, app) = fresh().await;
+    for i in 0..30 {
+        let email = format!("staff{i}@example.org");
+        app.accounts.request_code(&email, ip(1)).await.unwrap();
+        let code = sb.mailer.last_code_for(&email).unwrap();
+        app.accounts.verify(&email, &code, ip(1)).await.unwrap();
+    }
+    // the 31st code request from that address within the hour is refused
     let err = app
         .accounts
-        .request_code("u5@example.org", ip)
+        .request_code("staff30@example.org", ip(1))
         .await
         .unwrap_err();
     assert!(
         matches!(err, RequestCodeError::RateLimited { retry_after_secs } if retry_after_secs > 3500),
         "{err:?}"
     );
+    // another address is not affected
+    app.accounts
+        .request_code("staff30@example.org", ip(2))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn per_ip_limit_on_verifications() {
+    let (_sb, app) = fresh().await;
     for _ in 0..30 {
-        let _ = app.accounts.verify("u0@example.org", "000000", ip).await;
+        let _ = app.accounts.verify("u0@example.org", "000000", ip(9)).await;
     }
     let err = app
         .accounts
-        .verify("u0@example.org", "000000", ip)
+        .verify("u0@example.org", "000000", ip(9))
         .await
         .unwrap_err();
     assert!(matches!(err, VerifyError::RateLimited { .. }), "{err:?}");
@@ -237,6 +284,35 @@ async fn the_welcome_bonus_is_paid_once_per_email_ever() {
             .iter()
             .any(|e| e.user == user.id && e.kind == EntryKind::WelcomeBonus)
     );
+    assert_ledger_consistent(&sb);
+}
+
+#[tokio::test]
+async fn the_welcome_bonus_is_paid_once_per_canonical_mailbox() {
+    let (sb, app) = fresh().await;
+    let (first, _) = sign_in(&sb, &app, "j.o.e@gmail.com").await;
+    assert_eq!(first.balance.get(), 15);
+    for variant in ["joe@gmail.com", "jo.e+db@googlemail.com", "joe+x@gmail.com"] {
+        let (other, _) = sign_in(&sb, &app, variant).await;
+        assert_ne!(other.id, first.id, "{variant} is its own account");
+        assert_eq!(
+            other.email.as_str(),
+            variant,
+            "the identity is the address given"
+        );
+        assert_eq!(other.balance.get(), 0, "{variant}: no second welcome bonus");
+    }
+    let (elsewhere, _) = sign_in(&sb, &app, "j.o.e@example.org").await;
+    assert_eq!(elsewhere.balance.get(), 15, "dots matter outside Gmail");
+    let (tagged, _) = sign_in(&sb, &app, "j.o.e+tag@example.org").await;
+    assert_eq!(tagged.balance.get(), 0, "tags never make a new mailbox");
+    let bonuses = sb
+        .store
+        .all_entries()
+        .iter()
+        .filter(|e| e.kind == EntryKind::WelcomeBonus)
+        .count();
+    assert_eq!(bonuses, 2);
     assert_ledger_consistent(&sb);
 }
 

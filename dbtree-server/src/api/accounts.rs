@@ -69,9 +69,17 @@ pub(super) enum RequestCodeResponse {
     /// Too many codes for this address or client, or a code was sent less than a minute ago.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
-    /// The mail could not be sent (`mail_unavailable`); nothing was recorded.
+    /// The mail could not be sent (`mail_unavailable`); nothing was recorded; or a dependency
+    /// (database or Redis) is unreachable (`service_unavailable`).
+    /// Retry after `Retry-After` seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -81,6 +89,8 @@ from_problem!(RequestCodeResponse {
     Unprocessable,
     TooManyRequests,
     Unavailable,
+    RequestTimeout,
+    PayloadTooLarge,
     Internal
 });
 
@@ -105,6 +115,16 @@ pub(super) enum CreateSessionResponse {
     /// Too many attempts from this client.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -115,6 +135,9 @@ from_problem!(CreateSessionResponse {
     Forbidden,
     Unprocessable,
     TooManyRequests,
+    RequestTimeout,
+    PayloadTooLarge,
+    Unavailable,
     Internal
 });
 
@@ -130,6 +153,10 @@ pub(super) enum DoneResponse {
     /// Missing, malformed or expired bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -137,6 +164,7 @@ pub(super) enum DoneResponse {
 from_problem!(DoneResponse {
     BadRequest,
     Unauthorized,
+    Unavailable,
     Internal
 });
 
@@ -152,6 +180,10 @@ pub(super) enum ProfileResponse {
     /// Missing, malformed or expired bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -159,6 +191,7 @@ pub(super) enum ProfileResponse {
 from_problem!(ProfileResponse {
     BadRequest,
     Unauthorized,
+    Unavailable,
     Internal
 });
 
@@ -177,6 +210,10 @@ pub(super) enum DeleteAccountResponse {
     /// The account no longer exists.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -185,6 +222,7 @@ from_problem!(DeleteAccountResponse {
     BadRequest,
     Unauthorized,
     NotFound,
+    Unavailable,
     Internal
 });
 
@@ -257,7 +295,7 @@ impl AccountApi {
     )]
     async fn delete_session(&self, auth: BearerAuth) -> DoneResponse {
         respond(async {
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             self.state
                 .app
                 .accounts
@@ -277,7 +315,7 @@ impl AccountApi {
     )]
     async fn delete_all_sessions(&self, auth: BearerAuth) -> DoneResponse {
         respond(async {
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             self.state
                 .app
                 .accounts
@@ -293,7 +331,7 @@ impl AccountApi {
     #[oai(path = "/me", method = "get", operation_id = "getProfile")]
     async fn profile(&self, auth: BearerAuth) -> ProfileResponse {
         respond(async {
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             Ok(ProfileResponse::Ok(Json(
                 self.state.app.accounts.profile(&who.user).into(),
             )))
@@ -309,7 +347,7 @@ impl AccountApi {
     #[oai(path = "/me", method = "delete", operation_id = "deleteAccount")]
     async fn delete_account(&self, auth: BearerAuth) -> DeleteAccountResponse {
         respond(async {
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             self.state
                 .app
                 .accounts

@@ -47,6 +47,10 @@ pub(super) enum QuizListResponse {
     /// Not an administrator.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -55,6 +59,7 @@ from_problem!(QuizListResponse {
     BadRequest,
     Unauthorized,
     Forbidden,
+    Unavailable,
     Internal
 });
 
@@ -76,6 +81,16 @@ pub(super) enum AddQuizResponse {
     /// A quiz with this question exists (`quiz_exists`).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -85,6 +100,9 @@ from_problem!(AddQuizResponse {
     Unauthorized,
     Forbidden,
     Conflict,
+    RequestTimeout,
+    PayloadTooLarge,
+    Unavailable,
     Internal
 });
 
@@ -106,11 +124,15 @@ pub(super) enum RetireQuizResponse {
     /// No active quiz with this id.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(RetireQuizResponse { BadRequest, Unauthorized, Forbidden, NotFound, Internal } path "id");
+from_problem!(RetireQuizResponse { BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Internal } path "id");
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "Area::Admin")]
 impl AdminApi {
@@ -118,7 +140,7 @@ impl AdminApi {
     #[oai(path = "/quizzes", method = "get", operation_id = "listQuizzes")]
     async fn list(&self, auth: BearerAuth) -> QuizListResponse {
         respond(async {
-            self.state.admin(&auth).await?;
+            super::require_admin(&auth.0)?;
             let quizzes = self.state.app.quizzes.list().await.or_problem()?;
             Ok(QuizListResponse::Ok(Json(
                 quizzes.iter().map(AdminQuizDto::from).collect(),
@@ -131,7 +153,7 @@ impl AdminApi {
     #[oai(path = "/quizzes", method = "post", operation_id = "addQuiz")]
     async fn add(&self, auth: BearerAuth, body: JsonBody<NewQuizRequest>) -> AddQuizResponse {
         respond(async {
-            self.state.admin(&auth).await?;
+            super::require_admin(&auth.0)?;
             let body = body.0;
             let quiz = NewQuiz {
                 category: body.category.parse::<Category>().or_problem()?,
@@ -152,7 +174,7 @@ impl AdminApi {
     #[oai(path = "/quizzes/:id", method = "delete", operation_id = "retireQuiz")]
     async fn retire(&self, auth: BearerAuth, id: Path<i64>) -> RetireQuizResponse {
         respond(async {
-            self.state.admin(&auth).await?;
+            super::require_admin(&auth.0)?;
             if !self
                 .state
                 .app

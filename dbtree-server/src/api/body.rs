@@ -11,6 +11,8 @@ use poem_openapi::registry::{MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
 use serde::de::DeserializeOwned;
 
+use super::problem::{IntoProblem, ProblemError};
+
 /// A JSON request body.
 #[derive(Debug)]
 pub(crate) struct JsonBody<T>(pub T);
@@ -50,7 +52,15 @@ impl<T: DeserializeOwned + Send> ParsePayload for JsonBody<T> {
     const IS_REQUIRED: bool = true;
 
     async fn from_request(request: &Request, body: &mut RequestBody) -> Result<Self> {
-        let data = <Vec<u8> as poem::FromRequest>::from_request(request, body).await?;
+        let data = match <Vec<u8> as poem::FromRequest>::from_request(request, body).await {
+            Ok(data) => data,
+            Err(e) => {
+                return Err(match crate::limits::body::exceeded(&e) {
+                    Some(limit) => ProblemError(limit.problem()).into(),
+                    None => e,
+                });
+            }
+        };
         if data.iter().all(u8::is_ascii_whitespace) {
             return Err(ParseRequestPayloadError {
                 reason: "the body must be a JSON object".into(),

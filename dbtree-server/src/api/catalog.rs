@@ -86,12 +86,20 @@ pub(super) enum QuoteResponse {
     /// The specification is malformed or out of bounds; `details.field` names the field.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
 from_problem!(QuoteResponse {
     BadRequest,
+    RequestTimeout,
+    PayloadTooLarge,
     Internal
 });
 

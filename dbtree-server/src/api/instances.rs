@@ -88,12 +88,20 @@ pub(super) enum CreateInstanceResponse {
     /// Not enough lemons for the creation cost plus one hour (`insufficient_lemons`).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
-    /// No NodePort free, or the cluster refused the instance (refunded: `provisioning_failed`).
+    /// No NodePort free, or the cluster refused the instance (refunded: `provisioning_failed`); or
+    /// a dependency (database or Redis) is unreachable (`service_unavailable`).
+    /// Retry after `Retry-After` seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// The node has no room for it (`capacity_exceeded`).
     #[oai(status = 507)]
     InsufficientStorage(Json<ErrorBody>),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -105,6 +113,8 @@ from_problem!(CreateInstanceResponse {
     Unprocessable,
     Unavailable,
     InsufficientStorage,
+    RequestTimeout,
+    PayloadTooLarge,
     Internal
 });
 
@@ -120,6 +130,10 @@ pub(super) enum ListInstancesResponse {
     /// Missing, malformed or expired bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -127,6 +141,7 @@ pub(super) enum ListInstancesResponse {
 from_problem!(ListInstancesResponse {
     BadRequest,
     Unauthorized,
+    Unavailable,
     Internal
 });
 
@@ -145,11 +160,15 @@ pub(super) enum InstanceResponse {
     /// No such instance of the caller.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(InstanceResponse { BadRequest, Unauthorized, NotFound, Internal } path "id");
+from_problem!(InstanceResponse { BadRequest, Unauthorized, NotFound, Unavailable, Internal } path "id");
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "super::bad_request")]
@@ -175,11 +194,15 @@ pub(super) enum InstanceActionResponse {
     /// The node has no room to start it (`capacity_exceeded`).
     #[oai(status = 507)]
     InsufficientStorage(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(InstanceActionResponse { BadRequest, Unauthorized, NotFound, Conflict, Unprocessable, InsufficientStorage, Internal } path "id");
+from_problem!(InstanceActionResponse { BadRequest, Unauthorized, NotFound, Conflict, Unprocessable, InsufficientStorage, Unavailable, Internal } path "id");
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "super::bad_request")]
@@ -199,9 +222,11 @@ pub(super) enum RotateResponse {
     /// The instance is not running (`instance_not_running`).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// The cluster could not apply it; nothing changed (`cluster_unavailable`).
+    /// The cluster could not apply it; nothing changed (`cluster_unavailable`); or a dependency
+    /// (database or Redis) is unreachable (`service_unavailable`).
+    /// Retry after `Retry-After` seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -223,7 +248,7 @@ impl InstanceApi {
         respond(async {
             let name = InstanceName::parse(&body.name).or_problem()?;
             let spec = requested_spec(body.engine, body.preset, body.resources.as_ref())?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let created = self
                 .state
                 .app
@@ -244,7 +269,7 @@ impl InstanceApi {
     #[oai(path = "/instances", method = "get", operation_id = "listInstances")]
     async fn list(&self, auth: BearerAuth) -> ListInstancesResponse {
         respond(async {
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let mine = self
                 .state
                 .app
@@ -264,7 +289,7 @@ impl InstanceApi {
     async fn get(&self, auth: BearerAuth, id: Path<String>) -> InstanceResponse {
         respond(async {
             let id = instance_id(&id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let instance = self
                 .state
                 .app
@@ -286,7 +311,7 @@ impl InstanceApi {
     async fn delete(&self, auth: BearerAuth, id: Path<String>) -> InstanceActionResponse {
         respond(async {
             let id = instance_id(&id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let instance = self
                 .state
                 .app
@@ -308,7 +333,7 @@ impl InstanceApi {
     async fn start(&self, auth: BearerAuth, id: Path<String>) -> InstanceActionResponse {
         respond(async {
             let id = instance_id(&id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let instance = self
                 .state
                 .app
@@ -330,7 +355,7 @@ impl InstanceApi {
     async fn stop(&self, auth: BearerAuth, id: Path<String>) -> InstanceActionResponse {
         respond(async {
             let id = instance_id(&id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let instance = self
                 .state
                 .app
@@ -352,7 +377,7 @@ impl InstanceApi {
     async fn rotate(&self, auth: BearerAuth, id: Path<String>) -> RotateResponse {
         respond(async {
             let id = instance_id(&id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let (instance, credentials) = self
                 .state
                 .app

@@ -20,6 +20,8 @@ use dbtree_core::stats::RangeError;
 use dbtree_core::support::SupportError as InquiryError;
 use dbtree_core::tree::InvalidPosition;
 
+use crate::limits::LimitExceeded;
+
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Object)]
 pub struct ErrorBody {
@@ -44,12 +46,16 @@ pub enum Status {
     NotFound,
     /// 409: conflicts with the current state.
     Conflict,
+    /// 408: the request body did not arrive in time.
+    RequestTimeout,
+    /// 413: the request body is larger than the server accepts.
+    PayloadTooLarge,
     /// 422: a rule refuses it.
     Unprocessable,
     /// 429: too many requests; retry after the given seconds.
     TooManyRequests(u32),
-    /// 503: a dependency or capacity is unavailable.
-    Unavailable,
+    /// 503: a dependency or capacity is unavailable; retry after the given seconds.
+    Unavailable(u32),
     /// 507: not enough node capacity.
     InsufficientStorage,
     /// 500: our fault; the body is opaque.
@@ -65,9 +71,11 @@ impl Status {
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::Conflict => 409,
+            Status::RequestTimeout => 408,
+            Status::PayloadTooLarge => 413,
             Status::Unprocessable => 422,
             Status::TooManyRequests(_) => 429,
-            Status::Unavailable => 503,
+            Status::Unavailable(_) => 503,
             Status::InsufficientStorage => 507,
             Status::Internal => 500,
         }
@@ -103,14 +111,7 @@ impl Problem {
 
     /// An opaque 500. The cause is logged here, once, with its chain.
     pub fn internal(error: &dyn std::error::Error) -> Self {
-        let mut chain = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(error = %chain(error), "internal error");
         Self::new(
             Status::Internal,
             "internal_error",
@@ -124,12 +125,61 @@ impl Problem {
         Self::new(Status::Unauthorized, code, message, json!({}))
     }
 
-    /// Seconds to wait, for 429 responses.
+    /// Seconds to wait, for 429 and 503 responses (their `Retry-After`).
     pub fn retry_after(&self) -> u32 {
         match self.status {
-            Status::TooManyRequests(s) => s,
+            Status::TooManyRequests(s) | Status::Unavailable(s) => s,
             _ => 0,
         }
+    }
+
+    /// A 503 with `Retry-After`: something the request needs is not available right now.
+    pub fn unavailable(code: &str, message: impl Into<String>, retry_after_secs: u32) -> Self {
+        Self::new(
+            Status::Unavailable(retry_after_secs),
+            code,
+            message,
+            json!({ "retryAfterSeconds": retry_after_secs }),
+        )
+    }
+
+    /// A dependency (database, Redis) did not answer: 503 `service_unavailable`. The cause is
+    /// logged here, once, as a warning (it is an outage, not a bug).
+    pub fn dependency_down(error: &dyn std::error::Error) -> Self {
+        tracing::warn!(error = %chain(error), "a dependency is unavailable");
+        Self::unavailable(
+            "service_unavailable",
+            "the service is temporarily unavailable; please retry shortly",
+            DEPENDENCY_RETRY_SECS,
+        )
+    }
+}
+
+/// `Retry-After` of `service_unavailable`: long enough not to hammer a recovering dependency.
+pub const DEPENDENCY_RETRY_SECS: u32 = 5;
+
+/// An error and its causes, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}
+
+/// A problem travelling as a framework error (from a security-scheme checker or a payload
+/// parser), turned back into itself by [`from_framework`].
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{}", .0.body.message)]
+pub struct ProblemError(pub Problem);
+
+impl poem::error::ResponseError for ProblemError {
+    fn status(&self) -> poem::http::StatusCode {
+        poem::http::StatusCode::from_u16(self.0.status.code())
+            .unwrap_or(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -141,9 +191,50 @@ pub trait IntoProblem {
 
 impl IntoProblem for InternalError {
     fn problem(&self) -> Problem {
-        Problem::internal(self)
+        match self {
+            InternalError::Backend(e) if e.is_unavailable() => Problem::dependency_down(self),
+            InternalError::Backend(_)
+            | InternalError::Entropy(_)
+            | InternalError::Cluster(_)
+            | InternalError::Mail(_)
+            | InternalError::Inconsistent(_) => Problem::internal(self),
+        }
     }
 }
+
+impl IntoProblem for LimitExceeded {
+    fn problem(&self) -> Problem {
+        match self {
+            LimitExceeded::BodyTooLarge { limit_bytes } => Problem::new(
+                Status::PayloadTooLarge,
+                "payload_too_large",
+                format!("body: {self}"),
+                json!({ "field": "body", "limitBytes": limit_bytes }),
+            ),
+            LimitExceeded::BodyTooSlow { timeout_secs } => Problem::new(
+                Status::RequestTimeout,
+                "request_timeout",
+                format!("body: {self}"),
+                json!({ "field": "body", "timeoutSeconds": timeout_secs }),
+            ),
+            LimitExceeded::StreamsFromClient { limit } => Problem::new(
+                Status::TooManyRequests(STREAM_RETRY_SECS),
+                "too_many_streams",
+                self.to_string(),
+                json!({ "limit": limit, "retryAfterSeconds": STREAM_RETRY_SECS }),
+            ),
+            LimitExceeded::Streams { limit } => Problem::new(
+                Status::Unavailable(STREAM_RETRY_SECS),
+                "stream_capacity_reached",
+                self.to_string(),
+                json!({ "limit": limit, "retryAfterSeconds": STREAM_RETRY_SECS }),
+            ),
+        }
+    }
+}
+
+/// `Retry-After` when no event stream is free.
+const STREAM_RETRY_SECS: u32 = 30;
 
 impl IntoProblem for EmailError {
     fn problem(&self) -> Problem {
@@ -197,11 +288,10 @@ impl IntoProblem for RequestCodeError {
                 rate_limited("too_many_requests", self.to_string(), *retry_after_secs)
             }
             RequestCodeError::Refused(r) => r.problem(),
-            RequestCodeError::MailUnavailable(_) => Problem::new(
-                Status::Unavailable,
+            RequestCodeError::MailUnavailable(_) => Problem::unavailable(
                 "mail_unavailable",
                 "the sign-in code could not be sent; please retry in a moment",
-                json!({}),
+                10,
             ),
             RequestCodeError::Internal(e) => e.problem(),
         }
@@ -497,11 +587,10 @@ impl IntoProblem for CreateRefusal {
 
 impl IntoProblem for NodePortError {
     fn problem(&self) -> Problem {
-        Problem::new(
-            Status::Unavailable,
+        Problem::unavailable(
             "node_ports_exhausted",
             format!("no NodePort is free right now ({self}); retry later"),
-            json!({}),
+            60,
         )
     }
 }
@@ -512,12 +601,12 @@ impl IntoProblem for CreateError {
             CreateError::Refused(r) => r.problem(),
             CreateError::NoNodePort(p) => p.problem(),
             CreateError::ProvisioningFailed { instance, reason } => Problem::new(
-                Status::Unavailable,
+                Status::Unavailable(30),
                 "provisioning_failed",
                 format!(
                     "the instance could not be provisioned: {reason}; its creation cost was refunded"
                 ),
-                json!({ "instanceId": instance.to_string(), "reason": reason }),
+                json!({ "instanceId": instance.to_string(), "reason": reason, "retryAfterSeconds": 30 }),
             ),
             CreateError::Internal(e) => e.problem(),
         }
@@ -569,14 +658,13 @@ impl IntoProblem for InstanceActionError {
                 self.to_string(),
                 json!({ "status": status.as_str() }),
             ),
-            InstanceActionError::Cluster(e) => Problem::new(
-                Status::Unavailable,
+            InstanceActionError::Cluster(e) => Problem::unavailable(
                 "cluster_unavailable",
                 format!(
                     "the cluster could not apply the change ({}); nothing changed, retry later",
                     e.message
                 ),
-                json!({}),
+                10,
             ),
             InstanceActionError::Internal(e) => e.problem(),
         }
@@ -657,6 +745,9 @@ pub fn undeclared(operation: &str, problem: Problem) -> ErrorBody {
 /// Turns a request the framework could not parse (bad JSON, a wrong type, a missing or oversize
 /// field, a bad parameter, a missing bearer token) into a problem naming what is wrong.
 pub fn from_framework(error: &poem::Error, path_param: Option<&str>) -> Problem {
+    if let Some(ProblemError(problem)) = error.downcast_ref::<ProblemError>() {
+        return problem.clone();
+    }
     if error.status() == poem::http::StatusCode::UNAUTHORIZED {
         return Problem::unauthorized(
             "unauthenticated",
@@ -702,7 +793,7 @@ fn field_in(message: &str) -> Option<String> {
 pub(super) mod tests {
     use chrono::Utc;
     use dbtree_core::auth::CodeIssueRefusal;
-    use dbtree_core::boundary::{ClusterError, MailError};
+    use dbtree_core::boundary::{BackendError, ClusterError, MailError};
     use dbtree_core::ids::InstanceId;
     use dbtree_core::instance::{InstanceEvent, InstanceStatus, MilliCpu};
     use dbtree_core::lemons::Lemons;
@@ -1100,7 +1191,54 @@ pub(super) mod tests {
             row(&QuizAdminError::Duplicate, 409, "quiz_exists"),
             row(&QuizAdminError::Internal(internal()), 500, "internal_error"),
             row(&internal(), 500, "internal_error"),
+            row(&down(), 503, "service_unavailable"),
+            row(
+                &RequestCodeError::Internal(down()),
+                503,
+                "service_unavailable",
+            ),
+            row(&VerifyError::Internal(down()), 503, "service_unavailable"),
+            row(&AuthError::Internal(down()), 503, "service_unavailable"),
+            row(
+                &StartQuizError::Internal(down()),
+                503,
+                "service_unavailable",
+            ),
+            row(&SupportError::Internal(down()), 503, "service_unavailable"),
+            row(
+                &InternalError::Backend(BackendError::new("a plain failure")),
+                500,
+                "internal_error",
+            ),
+            row(
+                &LimitExceeded::BodyTooLarge { limit_bytes: 65536 },
+                413,
+                "payload_too_large",
+            ),
+            row(
+                &LimitExceeded::BodyTooSlow { timeout_secs: 30 },
+                408,
+                "request_timeout",
+            ),
+            row(
+                &LimitExceeded::StreamsFromClient { limit: 20 },
+                429,
+                "too_many_streams",
+            ),
+            row(
+                &LimitExceeded::Streams { limit: 1000 },
+                503,
+                "stream_capacity_reached",
+            ),
         ]
+    }
+
+    /// Redis or PostgreSQL did not answer.
+    pub(crate) fn down() -> InternalError {
+        InternalError::Backend(BackendError::unavailable(
+            "Redis: take a quiz lock",
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))
     }
 
     #[test]
@@ -1120,8 +1258,12 @@ pub(super) mod tests {
             } else {
                 assert!(!problem.body.message.is_empty());
             }
-            if status == 429 {
-                assert!(problem.retry_after() > 0);
+            if status == 429 || status == 503 {
+                assert!(
+                    problem.retry_after() > 0,
+                    "{} needs Retry-After",
+                    problem.body.code
+                );
                 assert_eq!(
                     problem.body.details["retryAfterSeconds"],
                     problem.retry_after()

@@ -46,12 +46,17 @@ macro_rules! public_response {
             /// The request is malformed.
             #[oai(status = 400)]
             BadRequest(Json<ErrorBody>),
+            /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+            /// `Retry-After` seconds.
+            #[oai(status = 503)]
+            Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
             /// Internal error.
             #[oai(status = 500)]
             Internal(Json<ErrorBody>),
         }
         from_problem!($name {
             BadRequest,
+            Unavailable,
             Internal
         });
     };
@@ -81,6 +86,10 @@ pub(super) enum TransactionsResponse {
     /// Missing, malformed or expired bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -88,6 +97,7 @@ pub(super) enum TransactionsResponse {
 from_problem!(TransactionsResponse {
     BadRequest,
     Unauthorized,
+    Unavailable,
     Internal
 });
 
@@ -103,6 +113,10 @@ pub(super) enum HarvestHistoryResponse {
     /// Missing, malformed or expired bearer token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -110,6 +124,7 @@ pub(super) enum HarvestHistoryResponse {
 from_problem!(HarvestHistoryResponse {
     BadRequest,
     Unauthorized,
+    Unavailable,
     Internal
 });
 
@@ -188,7 +203,7 @@ impl StatsApi {
                 })?),
                 None => None,
             };
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let found = self
                 .state
                 .app
@@ -220,7 +235,7 @@ impl StatsApi {
     ) -> HarvestHistoryResponse {
         respond(async {
             let days = harvest_history_days(days.0.unwrap_or(7)).or_problem()?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let history = self
                 .state
                 .app

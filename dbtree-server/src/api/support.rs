@@ -45,6 +45,16 @@ pub(super) enum SupportResponse {
     /// More than five inquiries within an hour.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -53,6 +63,9 @@ from_problem!(SupportResponse {
     BadRequest,
     Unauthorized,
     TooManyRequests,
+    RequestTimeout,
+    PayloadTooLarge,
+    Unavailable,
     Internal
 });
 
@@ -64,7 +77,7 @@ impl SupportApi {
         respond(async {
             let inquiry = SupportInquiry::new(body.category.into(), &body.subject, &body.message)
                 .or_problem()?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let (id, mail_failures) = self
                 .state
                 .app

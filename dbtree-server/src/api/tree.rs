@@ -7,12 +7,14 @@ use std::time::Duration;
 use dbtree_core::harvest::Click;
 use dbtree_core::ids::AttemptId;
 use dbtree_core::tree::Position;
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::accounts::Area;
+use super::accounts::{Area, client_ip};
 use super::body::JsonBody;
 use super::dto::{
     AnswerDto, AnswerRequest, HarvestDto, HarvestRequest, LemonDto, QuizDto, TreeDto,
@@ -57,12 +59,17 @@ pub(super) enum TreeResponse {
     /// The request is malformed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
 from_problem!(TreeResponse {
     BadRequest,
+    Unavailable,
     Internal
 });
 
@@ -76,12 +83,21 @@ pub(super) enum TreeEventsResponse {
     /// The request is malformed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
+    /// Too many event streams from this client address (`too_many_streams`).
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+    /// The server is at its limit of event streams (`too_many_streams`), or a dependency is
+    /// unreachable (`service_unavailable`); retry after `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
 from_problem!(TreeEventsResponse {
     BadRequest,
+    TooManyRequests,
+    Unavailable,
     Internal
 });
 
@@ -104,11 +120,15 @@ pub(super) enum StartQuizResponse {
     /// The balance is at the cap (`lemon_storage_full`).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(StartQuizResponse { BadRequest, Unauthorized, Conflict, Unprocessable, Internal } path "position");
+from_problem!(StartQuizResponse { BadRequest, Unauthorized, Conflict, Unprocessable, Unavailable, Internal } path "position");
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "super::bad_request")]
@@ -128,11 +148,21 @@ pub(super) enum AnswerResponse {
     /// Already answered, or the time limit passed (the answer is not revealed).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(AnswerResponse { BadRequest, Unauthorized, NotFound, Conflict, Internal } path "attemptId");
+from_problem!(AnswerResponse { BadRequest, Unauthorized, NotFound, Conflict, RequestTimeout, PayloadTooLarge, Unavailable, Internal } path "attemptId");
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "super::bad_request")]
@@ -157,11 +187,21 @@ pub(super) enum HarvestResponse {
     /// balance is at the cap (`lemon_storage_full`).
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// The body did not arrive within the time allowed (`request_timeout`).
+    #[oai(status = 408)]
+    RequestTimeout(Json<ErrorBody>),
+    /// The body is larger than the server accepts (`payload_too_large`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    /// A dependency (database or Redis) is unreachable (`service_unavailable`); retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
 }
-from_problem!(HarvestResponse { BadRequest, Unauthorized, NotFound, Conflict, Unprocessable, Internal } path "attemptId");
+from_problem!(HarvestResponse { BadRequest, Unauthorized, NotFound, Conflict, Unprocessable, RequestTimeout, PayloadTooLarge, Unavailable, Internal } path "attemptId");
 
 #[OpenApi(prefix_path = "/v1", tag = "Area::Tree")]
 impl TreeApi {
@@ -179,11 +219,27 @@ impl TreeApi {
     }
 
     /// Live changes of the tree (server-sent events).
+    ///
+    /// The server keeps a limited number of streams open, in all and per client address.
     #[oai(path = "/tree/events", method = "get", operation_id = "treeEvents")]
-    async fn events(&self) -> TreeEventsResponse {
-        TreeEventsResponse::Events(
-            EventStream::new(self.state.hub.subscribe()).keep_alive(Duration::from_secs(15)),
-        )
+    async fn events(&self, req: &Request) -> TreeEventsResponse {
+        respond(async {
+            let slot = self.state.streams.acquire(client_ip(req)).or_problem()?;
+            // the slot is held as long as the stream is: dropping the stream frees it
+            let lemons = self
+                .state
+                .hub
+                .subscribe()
+                .map(move |lemon| {
+                    let _held = &slot;
+                    lemon
+                })
+                .boxed();
+            Ok(TreeEventsResponse::Events(
+                EventStream::new(lemons).keep_alive(Duration::from_secs(15)),
+            ))
+        })
+        .await
     }
 
     /// Start the quiz of a ripe lemon.
@@ -197,7 +253,7 @@ impl TreeApi {
     async fn start_quiz(&self, auth: BearerAuth, position: Path<i64>) -> StartQuizResponse {
         respond(async {
             let position = Position::new(position.0).or_problem()?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let quiz = self
                 .state
                 .app
@@ -224,7 +280,7 @@ impl TreeApi {
     ) -> AnswerResponse {
         respond(async {
             let attempt = self::attempt_id(&attempt_id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let outcome = self
                 .state
                 .app
@@ -255,7 +311,7 @@ impl TreeApi {
     ) -> HarvestResponse {
         respond(async {
             let attempt = self::attempt_id(&attempt_id)?;
-            let who = self.state.caller(&auth).await?;
+            let who = &auth.0;
             let click = Click {
                 click_offset_ms: body.click_offset_ms,
                 x: body.x,

@@ -1,7 +1,7 @@
 //! Sign-in, sessions, profile, account deletion.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::helpers::*;
 
@@ -222,4 +222,83 @@ pub(crate) async fn deleting_the_account_keeps_the_bonus_spent(app: &TestApp) {
         0,
         "no second welcome bonus"
     );
+}
+
+pub(crate) async fn the_welcome_bonus_is_paid_once_per_mailbox(app: &TestApp) {
+    let first = app.sign_in("m.a.x+promo@gmail.com").await;
+    let me = app.get("/api/v1/me", Some(&first)).await;
+    assert_eq!(
+        (me.1["email"].as_str(), me.1["balance"].as_u64()),
+        (Some("m.a.x+promo@gmail.com"), Some(15)),
+        "the identity is the address as given"
+    );
+    for variant in ["max@googlemail.com", "ma.x+other@gmail.com"] {
+        let token = app.sign_in(variant).await;
+        let me = app.get("/api/v1/me", Some(&token)).await;
+        assert_eq!(me.1["email"], variant, "its own account");
+        assert_eq!(
+            me.1["balance"], 0,
+            "{variant}: the same mailbox, no second bonus"
+        );
+    }
+    let other = app.sign_in("m.a.x@example.org").await;
+    assert_eq!(app.get("/api/v1/me", Some(&other)).await.1["balance"], 15);
+}
+
+/// A client on another loopback address (Linux routes all of 127/8 to lo).
+fn from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            127, 0, 0, last,
+        )))
+        .build()
+        .unwrap()
+}
+
+async fn request_code(app: &TestApp, client: &reqwest::Client, email: &str) -> (StatusCode, Value) {
+    parts(
+        client
+            .post(format!("{}/api/v1/auth/code", app.address))
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// The published sign-in limits (§4.5): a stranger asking for someone's codes uses up only
+/// their own (email, address) share; thirty people behind one address can all sign in.
+pub(crate) async fn a_stranger_cannot_lock_a_user_out_and_an_office_can_sign_in(backend: Backend) {
+    let mut policy = dbtree_core::policy::Policy::default();
+    policy.auth.code_key = test_policy().auth.code_key;
+    let app = spawn_app_with(backend, policy).await;
+    let stranger = from(66);
+    for _ in 0..5 {
+        let sent = request_code(&app, &stranger, "victim@example.org").await;
+        assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
+        app.clock.advance_ms(61_000);
+    }
+    let refused = request_code(&app, &stranger, "victim@example.org").await;
+    assert_problem(&refused, 429, "too_many_codes", None);
+    // the victim, from their own address, signs in
+    let sent = request_code(&app, &app.client, "victim@example.org").await;
+    assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
+    let code = app.mailer.last_code_for("victim@example.org").unwrap();
+    let session = app
+        .post(
+            "/api/v1/auth/session",
+            None,
+            json!({ "email": "victim@example.org", "code": code }),
+        )
+        .await;
+    assert_eq!(session.0, StatusCode::CREATED, "{}", session.1);
+    // an office behind 127.0.0.1: 29 more colleagues (30 codes from the address in the hour)
+    for i in 0..29 {
+        let sent = request_code(&app, &app.client, &format!("staff{i}@example.org")).await;
+        assert_eq!(sent.0, StatusCode::ACCEPTED, "colleague {i}: {}", sent.1);
+    }
+    let limited = request_code(&app, &app.client, "staff29@example.org").await;
+    assert_problem(&limited, 429, "too_many_requests", None);
+    app.finish().await;
 }

@@ -20,13 +20,15 @@ use dbtree_core::lemons::Lemons;
 use dbtree_core::policy::Policy;
 use dbtree_core::service::{App, Deps};
 use dbtree_server::jobs::{self, Schedule};
+use dbtree_server::limits::HttpLimits;
 use dbtree_server::live::TreeHub;
 use dbtree_server::metrics::Metrics;
-use dbtree_server::{ServerState, route};
-use poem::listener::{Acceptor, Listener, TcpListener};
+use dbtree_server::readiness::Readiness;
+use dbtree_server::{ServerState, route, serve};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Where the walk runs.
@@ -71,27 +73,71 @@ fn unique(prefix: &str) -> String {
 pub(crate) fn test_policy() -> Policy {
     let mut policy = Policy::default();
     policy.auth.codes_per_hour_per_ip = 10_000;
+    policy.auth.codes_per_hour_per_email_and_ip = 10_000;
     policy.auth.verifications_per_hour_per_ip = 10_000;
     policy.auth.admin_emails = vec![Email::parse(ADMIN).unwrap()];
+    policy.auth.code_key = dbtree_core::auth::CodeKey::from_bytes([0x5a; 32]);
     policy
+}
+
+/// How a test server differs from the default one.
+pub(crate) struct Options {
+    pub policy: Policy,
+    pub limits: HttpLimits,
+    /// Redis for the PostgreSQL backend (default: the test binary's, `dbtree_testkit`).
+    pub redis_url: Option<String>,
+    /// Reach PostgreSQL's store through this local port (a proxy) instead.
+    pub database_port: Option<u16>,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy: test_policy(),
+            limits: HttpLimits::default(),
+            redis_url: None,
+            database_port: None,
+            cors_origins: Vec::new(),
+        }
+    }
 }
 
 pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, test_policy()).await
 }
 
-/// Storage, coordination and what to drop afterwards.
+/// Storage, coordination, what to drop afterwards, and what `/readyz` checks.
 type Backing = (
     Arc<dyn Store>,
     Arc<dyn QuizLock>,
     Arc<dyn RateLimiter>,
     Option<(PgStore, String)>,
+    Readiness,
 );
 
 pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp {
+    spawn_app_opts(
+        backend,
+        Options {
+            policy,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+pub(crate) async fn spawn_app_opts(backend: Backend, options: Options) -> TestApp {
+    let Options {
+        policy,
+        limits,
+        redis_url,
+        database_port,
+        cors_origins,
+    } = options;
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    let (store, quiz_lock, rate_limiter, cleanup): Backing = match backend {
+    let (store, quiz_lock, rate_limiter, cleanup, readiness): Backing = match backend {
         Backend::Sqlite => {
             let store = SqliteStore::open(dir.path().join("api.sqlite"))
                 .await
@@ -102,6 +148,7 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
                 Arc::new(MemoryQuizLock::new(clock.clone())),
                 Arc::new(MemoryRateLimiter::new(clock.clone())),
                 None,
+                Readiness::default(),
             )
         }
         Backend::Postgres => {
@@ -114,12 +161,15 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
                 .execute(admin.pool())
                 .await
                 .unwrap();
-            let options = PgConnectOptions::from_str(&url)
+            let mut options = PgConnectOptions::from_str(&url)
                 .unwrap()
                 .options([("search_path", schema.as_str())]);
+            if let Some(port) = database_port {
+                options = options.host("127.0.0.1").port(port);
+            }
             let store = PgStore::connect_with(options, 40).await.unwrap();
             store.migrate().await.unwrap();
-            let redis_url = dbtree_testkit::redis_url();
+            let redis_url = redis_url.unwrap_or_else(dbtree_testkit::redis_url);
             let conn = connect(&redis_url)
                 .await
                 .unwrap_or_else(|e| panic!("Redis must answer at {redis_url}: {e}"));
@@ -127,8 +177,9 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
             (
                 Arc::new(store),
                 Arc::new(RedisQuizLock::new(conn.clone(), prefix.clone())),
-                Arc::new(RedisRateLimiter::new(conn, prefix)),
+                Arc::new(RedisRateLimiter::new(conn.clone(), prefix)),
                 Some((admin, schema)),
+                Readiness::with_redis(conn),
             )
         }
     };
@@ -149,13 +200,17 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
     let hub = TreeHub::new();
     hub.refresh(&app).await;
     let metrics = Metrics::new().unwrap();
-    let state = Arc::new(ServerState {
-        app: app.clone(),
-        public_host: "db.example.test".into(),
-        hub: hub.clone(),
-        metrics: metrics.clone(),
-        clock: clock.clone(),
-    });
+    let state = Arc::new(
+        ServerState::new(
+            app.clone(),
+            "db.example.test".into(),
+            hub.clone(),
+            metrics.clone(),
+            clock.clone(),
+        )
+        .with_limits(limits)
+        .with_readiness(readiness),
+    );
     let (stop, shutdown) = watch::channel(false);
     let rare = Duration::from_secs(24 * 3600);
     jobs::spawn(
@@ -171,16 +226,15 @@ pub(crate) async fn spawn_app_with(backend: Backend, policy: Policy) -> TestApp 
         },
         shutdown,
     );
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let port = acceptor.local_addr()[0].as_socket_addr().unwrap().port();
-    let endpoint = route(state.clone(), &[]);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = route(state.clone(), &cors_origins);
+    let mut stopped = stop.subscribe();
     tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor)
-            .run(endpoint)
-            .await;
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let _ = serve::serve(listener, endpoint, limits, shutdown, Duration::from_secs(1)).await;
     });
     TestApp {
         address: format!("http://127.0.0.1:{port}"),

@@ -1,5 +1,5 @@
 //! The committed OpenAPI document equals the generated one. Regenerate with
-//! `DBTREE_WRITE_OPENAPI=1 cargo test -p dbtree-server --test api openapi`.
+//! `DBTREE_WRITE_OPENAPI=1 cargo test -p dbtree-server --test api the_committed_spec`.
 
 use super::helpers::*;
 
@@ -14,6 +14,6 @@ pub(crate) async fn the_committed_spec_is_up_to_date(app: &TestApp) {
     assert_eq!(
         committed.trim_end(),
         generated.trim_end(),
-        "openapi/dbtree.json is stale: run `DBTREE_WRITE_OPENAPI=1 cargo test -p dbtree-server --test api openapi` and commit it"
+        "openapi/dbtree.json is stale: run `DBTREE_WRITE_OPENAPI=1 cargo test -p dbtree-server --test api the_committed_spec` and commit it"
     );
 }
