@@ -37,6 +37,8 @@ fn click_hit_test(c: &mut Criterion) {
         fy: 3,
         phase: 1.3,
         radius: 0.08,
+        hit_tolerance: 1.1,
+        lag_allowance_ms: 120,
     };
     let (x, y) = challenge.centre_at(2345.0);
     let click = Click {
@@ -45,7 +47,7 @@ fn click_hit_test(c: &mut Criterion) {
         y,
     };
     c.bench_function("click/judge", |b| {
-        b.iter(|| challenge.judge(black_box(&click), 1.1))
+        b.iter(|| challenge.judge(black_box(&click)))
     });
 }
 

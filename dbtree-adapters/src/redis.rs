@@ -194,6 +194,17 @@ impl QuizLock for RedisQuizLock {
             within("release a quiz lock", invocation.invoke_async(&mut conn)).await?;
         Ok(deleted == 1)
     }
+
+    async fn holder(&self, user: UserId) -> Result<Option<AttemptId>, BackendError> {
+        let held: Option<String> = self
+            .conn
+            .clone()
+            .get(self.key(user))
+            .await
+            .map_err(redis_error("read a quiz lock"))?;
+        // a value that is not an attempt id was not written by dbtree: nobody we know holds it
+        Ok(held.and_then(|h| h.parse::<AttemptId>().ok()))
+    }
 }
 
 /// Sliding-window rate limits in Redis, shared by every replica.

@@ -291,6 +291,8 @@ mod tests {
             fy: 2,
             phase: 0.25,
             radius: 0.08,
+            hit_tolerance: 1.1,
+            lag_allowance_ms: 120,
         };
         let answer = AnswerRecord {
             option: 0,
@@ -335,7 +337,7 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(usize::try_from(n).unwrap(), MIGRATOR.iter().count());
     }
 
     #[tokio::test]

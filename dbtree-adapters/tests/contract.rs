@@ -1,6 +1,6 @@
 //! The contract suite: one behavioural suite for the boundary traits, compiled once per backend.
 //! Store tests run on memory, SQLite and PostgreSQL; coordination tests on memory and Redis.
-//! PostgreSQL and Redis must be reachable (see `.ci/services`); nothing is skipped.
+//! PostgreSQL and Redis come from `dbtree-testkit` (throwaway servers); nothing is skipped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -33,9 +33,11 @@ macro_rules! store_tests {
             accounts::codes_follow_the_resend_rules_and_verdicts,
             accounts::sessions_are_per_device_and_end_cleanly,
             accounts::leaderboards_and_inquiries,
+            accounts::low_balance_warnings_are_set_once_and_cleared,
             tree::planting_is_idempotent_with_distinct_quizzes,
             tree::the_quiz_bank_refuses_duplicates_and_retires,
             tree::attempts_need_a_ripe_lemon_and_take_the_first_answer,
+            tree::an_abandoned_attempt_is_never_answered_and_an_answered_one_never_abandoned,
             tree::a_claim_pays_once_and_replays_its_receipt,
             tree::claims_are_refused_in_cooldown_and_at_the_cap,
             tree::concurrent_claims_of_one_lemon_have_one_winner,
@@ -113,6 +115,7 @@ macro_rules! instantiate_coordination {
         instantiate_coordination!($env;
             the_lock_is_exclusive_and_released_only_by_its_holder,
             the_lock_expires_after_its_lifetime,
+            the_holder_is_known_while_the_lock_lives,
             concurrent_acquires_have_one_winner,
             the_rate_limit_window_slides,
             concurrent_hits_never_exceed_the_limit,

@@ -1,5 +1,12 @@
-//! Hourly billing: the clock hour an instance is charged for, and the decision for one instance
-//! in one billing pass.
+//! Hourly billing: the clock hour an instance is charged for, the decision for one instance
+//! in one billing pass, and the runway (how long a balance lasts, and the low-balance warning).
+
+mod runway;
+
+pub use runway::{
+    Burner, LowBalanceStep, PlannedPause, Runway, deletion_due, low_balance_step, plan_runway,
+    whole_hours_until,
+};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,6 +54,9 @@ pub struct BillingPolicy {
     pub pause_grace: TimeDelta,
     /// How often the billing pass runs (default 1 h).
     pub interval: TimeDelta,
+    /// A balance that pays fewer hours than this at the current burn is low: the UI shows a
+    /// banner and one email warns per low-balance episode (default 3).
+    pub low_balance_hours: u32,
 }
 
 impl Default for BillingPolicy {
@@ -54,6 +64,7 @@ impl Default for BillingPolicy {
         Self {
             pause_grace: TimeDelta::hours(1),
             interval: TimeDelta::hours(1),
+            low_balance_hours: 3,
         }
     }
 }

@@ -23,8 +23,8 @@ mod users;
 
 pub use clock::Clock;
 pub use cluster::{
-    Cluster, ClusterError, ClusterErrorKind, ClusterEvent, EventStream, Observation,
-    ProvisionRequest, Teardown,
+    Cluster, ClusterError, ClusterErrorKind, ClusterEvent, EngineSupport, EngineUsage, EventStream,
+    Observation, ProvisionRequest, Teardown, UsageReport,
 };
 pub use entropy::{Entropy, EntropyError};
 pub use error::BackendError;

@@ -13,7 +13,7 @@ mod gate;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use challenge::{ChallengeShape, Click, ClickChallenge, ClickRefusal};
+pub use challenge::{ChallengeShape, CircleSpeed, Click, ClickChallenge, ClickRefusal};
 pub use credit::{HarvestCredit, plan_harvest_credit};
 pub use gate::{HarvestGate, HarvestRefusal, check_harvest_request, window_elapsed_ms};
 
@@ -27,9 +27,7 @@ pub struct HarvestPolicy {
     pub window: TimeDelta,
     /// How long after a successful harvest a user may not start a quiz or harvest (default 1 h).
     pub cooldown: TimeDelta,
-    /// Clicks within `tolerance × radius` of the circle's centre hit (default 1.1).
-    pub click_tolerance: f64,
-    /// Shape of the moving circle.
+    /// Shape of the moving circle, hit tolerance and lag allowance included.
     pub challenge: ChallengeShape,
 }
 
@@ -38,7 +36,6 @@ impl Default for HarvestPolicy {
         Self {
             window: TimeDelta::seconds(5),
             cooldown: TimeDelta::hours(1),
-            click_tolerance: 1.1,
             challenge: ChallengeShape::default(),
         }
     }
@@ -93,9 +90,13 @@ pub enum HarvestState {
     Lost,
     /// The click missed the circle.
     Missed {
-        /// Distance of the click from the circle's centre, in play-area fractions.
+        /// Smallest distance of the click from the circle's centre over the lag allowance, in
+        /// play-area fractions.
         distance: f64,
     },
+    /// The player gave up the quiz before answering
+    /// (`DELETE /api/v1/quiz-attempts/{attemptId}`).
+    Abandoned,
     /// The click came after the window.
     TooLate {
         /// Milliseconds after the answer.

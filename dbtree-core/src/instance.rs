@@ -21,9 +21,9 @@ pub use creation::{CreateRefusal, OwnerSnapshot, StartRefusal, check_creation, c
 pub use credentials::{Credentials, Password};
 pub use engine::{Engine, UnknownEngine};
 pub use name::{InstanceName, InvalidName};
-pub use node_port::{NodePort, NodePortError, NodePortPolicy};
+pub use node_port::{BusyPorts, NodePort, NodePortError, NodePortPolicy};
 pub use preset::{Preset, PresetSize, UnknownPreset, catalogue, preset};
-pub use pricing::{Price, custom_hourly_cost, price};
+pub use pricing::{Price, custom_hourly_cost, custom_price, price};
 pub use resources::{MilliCpu, Resources, SpecError};
 pub use spec::InstanceSpec;
 pub use status::{

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use chrono::{DateTime, Utc};
+
 use crate::auth::{Email, SignInCode};
 use crate::ids::UserId;
 use crate::instance::InstanceName;
@@ -44,6 +46,18 @@ pub enum Notification {
         /// Minutes before it is deleted unless topped up.
         grace_minutes: i64,
     },
+    /// The balance pays the running instances for fewer than the low-balance hours: what will
+    /// be paused and when, and when deletion follows. Sent once per low-balance episode.
+    LowBalance {
+        /// The owner's balance.
+        balance: Lemons,
+        /// Lemons the running instances cost per hour together.
+        hourly_burn: Lemons,
+        /// Whole hours the balance pays at that burn.
+        hours: u32,
+        /// Each running instance with its planned pause and deletion, earliest first.
+        pauses: Vec<InstanceDeadline>,
+    },
     /// Billing resumed a paused instance.
     InstanceResumed {
         /// The instance.
@@ -70,6 +84,53 @@ pub enum Notification {
         /// The inquiry.
         inquiry: SupportInquiry,
     },
+}
+
+/// When billing will pause one instance, and when it would then be deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceDeadline {
+    /// The instance.
+    pub name: InstanceName,
+    /// When it will be paused.
+    pub pauses_at: DateTime<Utc>,
+    /// When it will be deleted unless the balance is topped up.
+    pub deleted_at: DateTime<Utc>,
+}
+
+/// "2026-07-01 14:00 UTC".
+fn utc(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn low_balance(
+    balance: Lemons,
+    hourly_burn: Lemons,
+    hours: u32,
+    pauses: &[InstanceDeadline],
+) -> RenderedEmail {
+    let lasts = plural(u64::from(hours), "hour", "hours");
+    let mut paragraphs = vec![format!(
+        "Your balance of {} pays your running databases ({} an hour together) for about {lasts} more.",
+        plural(u64::from(balance.get()), "lemon", "lemons"),
+        plural(u64::from(hourly_burn.get()), "lemon", "lemons"),
+    )];
+    for p in pauses {
+        paragraphs.push(format!(
+            "{} will be paused at about {} (scaled to zero; its data is kept). If your balance still cannot pay for it one hour later, at about {}, it is deleted with its data.",
+            p.name,
+            utc(p.pauses_at),
+            utc(p.deleted_at),
+        ));
+    }
+    paragraphs.push("To keep them: harvest lemons on the tree, or stop a database you do not need (a stopped database costs nothing and keeps its data).".into());
+    message(
+        format!("dbtree: your lemons last about {lasts}"),
+        paragraphs,
+    )
 }
 
 /// A message ready to send.
@@ -148,6 +209,9 @@ pub fn render(notification: &Notification) -> RenderedEmail {
                 format!("Harvest lemons within {grace_minutes} minutes and it resumes automatically; otherwise it will be deleted."),
             ],
         ),
+        Notification::LowBalance { balance, hourly_burn, hours, pauses } => {
+            low_balance(*balance, *hourly_burn, *hours, pauses)
+        }
         Notification::InstanceResumed { name, hourly_cost } => message(
             format!("dbtree: {name} is running again"),
             vec![format!("Thanks for topping up: {name} is running again and was charged {hourly_cost} lemons for this hour.")],
@@ -198,6 +262,31 @@ mod tests {
                 .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more")
         );
         assert!(!mail.html.contains("<script>"));
+    }
+
+    #[test]
+    fn the_low_balance_warning_names_what_is_paused_and_deleted_and_when() {
+        use chrono::TimeZone;
+        let at = |h| Utc.with_ymd_and_hms(2026, 7, 1, h, 0, 0).unwrap();
+        let mail = render(&Notification::LowBalance {
+            balance: Lemons::new(3),
+            hourly_burn: Lemons::new(2),
+            hours: 1,
+            pauses: vec![InstanceDeadline {
+                name: InstanceName::parse("pg-small-1").unwrap(),
+                pauses_at: at(14),
+                deleted_at: at(15),
+            }],
+        });
+        assert_eq!(mail.subject, "dbtree: your lemons last about 1 hour");
+        for needle in [
+            "3 lemons",
+            "2 lemons an hour",
+            "pg-small-1 will be paused at about 2026-07-01 14:00 UTC",
+            "at about 2026-07-01 15:00 UTC, it is deleted with its data",
+        ] {
+            assert!(mail.text.contains(needle), "{needle} in {}", mail.text);
+        }
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub use account::{
 };
 pub use billing::{BillingReport, BillingService};
 pub use harvest::{
-    AnswerError, AnswerOutcome, HarvestError, QuizStarted, StartQuizError, TreeService,
+    AbandonError, AnswerError, AnswerOutcome, HarvestError, QuizStarted, StartQuizError,
+    TreeService,
 };
 pub use instances::{
     CreateError, InstanceActionError, InstanceService, NewInstanceCredentials, ProvisionedInstance,
@@ -82,6 +83,8 @@ pub struct App {
     pub quizzes: QuizAdminService,
     /// Support inquiries.
     pub support: SupportService,
+    /// The numbers every service decides with (for figures shown next to their results).
+    pub policy: Arc<Policy>,
 }
 
 impl App {
@@ -94,6 +97,7 @@ impl App {
             billing: BillingService::new(deps.clone()),
             stats: StatsService::new(deps.clone()),
             quizzes: QuizAdminService::new(deps.clone()),
+            policy: deps.policy.clone(),
             support: SupportService::new(deps),
         }
     }

@@ -11,13 +11,13 @@ use dbtree_core::boundary::{
     LedgerStore, NewUser, NodePortStore, PostError, PostRequest, ReservePortError, UserStore,
 };
 use dbtree_core::harvest::{
-    ChallengeShape, Click, ClickChallenge, ClickRefusal, HarvestGate, HarvestPolicy,
+    ChallengeShape, CircleSpeed, Click, ClickChallenge, ClickRefusal, HarvestGate, HarvestPolicy,
     HarvestRefusal, HarvestState, check_harvest_request,
 };
 use dbtree_core::ids::{AttemptId, InstanceId, QuizId, UserId};
 use dbtree_core::instance::{
     Engine, InstanceEvent, InstanceSpec, InstanceStatus, MilliCpu, NodePortError, NodePortPolicy,
-    Resources, next_status, price,
+    PresetSize, Resources, next_status, preset, price,
 };
 use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerPolicy};
 use dbtree_core::lemons::Lemons;
@@ -191,22 +191,27 @@ proptest! {
         }
     }
 
-    /// The circle's own centre hits at every offset inside the window; every click after the
-    /// window is refused, wherever it lands.
+    /// The circle's own centre hits at every offset inside the window, and so does the place
+    /// it was at up to the lag allowance earlier (display and input lag), on every speed; every
+    /// click after the window is refused, wherever it lands.
     #[test]
-    fn the_circle_hits_itself_inside_the_window_and_nothing_after(
+    fn the_circle_hits_itself_with_lag_inside_the_window_and_nothing_after(
         draws in prop::array::uniform3(any::<u32>()),
+        speed in prop::sample::select(vec![CircleSpeed::Slow, CircleSpeed::Medium, CircleSpeed::Fast]),
         offset in 0i64..=5000,
+        lag in 0i64..=120,
         late in 5001i64..1_000_000,
         x in 0.0f64..=1.0,
         y in 0.0f64..=1.0,
     ) {
         let mut it = draws.into_iter();
-        let challenge = ClickChallenge::generate(|| it.next().unwrap_or(0), &ChallengeShape::default());
+        let challenge = ClickChallenge::generate(|| it.next().unwrap_or(0), &ChallengeShape::default(), speed);
         let (cx, cy) = challenge.centre_at(offset as f64);
-        prop_assert_eq!(challenge.judge(&Click { click_offset_ms: offset, x: cx, y: cy }, 1.1), Ok(()));
+        prop_assert_eq!(challenge.judge(&Click { click_offset_ms: offset, x: cx, y: cy }), Ok(()));
+        let (lx, ly) = challenge.centre_at((offset - lag).max(0) as f64);
+        prop_assert_eq!(challenge.judge(&Click { click_offset_ms: offset, x: lx, y: ly }), Ok(()));
         prop_assert!(
-            matches!(challenge.judge(&Click { click_offset_ms: late, x, y }, 1.1), Err(ClickRefusal::AfterWindow { .. })),
+            matches!(challenge.judge(&Click { click_offset_ms: late, x, y }), Err(ClickRefusal::AfterWindow { .. })),
             "late click at {} accepted", late
         );
     }
@@ -215,7 +220,7 @@ proptest! {
     #[test]
     fn the_harvest_window_is_exactly_five_seconds(elapsed_ms in 0i64..20_000, draws in prop::array::uniform3(any::<u32>())) {
         let mut it = draws.into_iter();
-        let challenge = ClickChallenge::generate(|| it.next().unwrap_or(0), &ChallengeShape::default());
+        let challenge = ClickChallenge::generate(|| it.next().unwrap_or(0), &ChallengeShape::default(), CircleSpeed::Fast);
         let answered = t0();
         let attempt = Attempt {
             id: AttemptId::from_random_bytes([3; 16]),
@@ -238,8 +243,11 @@ proptest! {
         }
     }
 
-    /// Custom prices are at least one lemon an hour, creation is ten hours, and more of any
-    /// resource never costs less.
+    /// Custom prices are at least one lemon an hour, creation is at most ten hours, and more
+    /// of any resource never costs less, in creation or per hour, unless the larger spec is
+    /// exactly a preset: that costs exactly the preset's table price (§4.3), which can be below
+    /// the formula for a spec just under it (PostgreSQL 0.5 vCPU / 1024 MiB / 9 GiB costs 30 to
+    /// create, the medium preset 0.5 / 1024 / 10 costs 20).
     #[test]
     fn custom_prices_are_monotone(
         engine in prop::sample::select(Engine::ALL.to_vec()),
@@ -252,8 +260,35 @@ proptest! {
         };
         let base = price(&spec(cpu_steps, memory, disk));
         prop_assert!(base.hourly_cost >= Lemons::new(1));
-        prop_assert_eq!(base.creation_cost.get(), 10 * base.hourly_cost.get());
-        let bigger = price(&spec((cpu_steps + more_cpu).min(40), (memory + more_memory).min(4096), (disk + more_disk).min(50)));
-        prop_assert!(bigger.hourly_cost >= base.hourly_cost);
+        prop_assert!(base.creation_cost.get() <= 10 * base.hourly_cost.get());
+        let larger = spec((cpu_steps + more_cpu).min(40), (memory + more_memory).min(4096), (disk + more_disk).min(50));
+        let is_preset = PresetSize::ALL.iter().any(|s| preset(engine, *s).resources == larger.resources());
+        let bigger = price(&larger);
+        if !is_preset {
+            prop_assert!(bigger.hourly_cost >= base.hourly_cost);
+            prop_assert!(bigger.creation_cost >= base.creation_cost);
+        }
+    }
+
+    /// No spec costs less than a preset it contains (equal or more cpu, memory and disk), in
+    /// creation or per hour; a spec equal to a preset costs exactly the preset's price.
+    #[test]
+    fn no_spec_costs_less_than_a_preset_it_contains(
+        engine in prop::sample::select(Engine::ALL.to_vec()),
+        size in prop::sample::select(PresetSize::ALL.to_vec()),
+        extra_cpu in 0u32..=25, extra_memory in 0u32..=3000, extra_disk in 0u32..=45,
+    ) {
+        let p = preset(engine, size);
+        let r = p.resources;
+        let equal = price(&InstanceSpec::Custom { engine, resources: r });
+        prop_assert_eq!(equal, p.price);
+        let bigger = Resources {
+            cpu: MilliCpu((r.cpu.0 + extra_cpu * 50).min(2000)),
+            memory_mib: (r.memory_mib + extra_memory).min(4096),
+            disk_gib: (r.disk_gib + extra_disk).min(50),
+        };
+        let got = price(&InstanceSpec::Custom { engine, resources: bigger });
+        prop_assert!(got.creation_cost >= p.price.creation_cost, "{:?} creation {:?} < {:?}", bigger, got, p.price);
+        prop_assert!(got.hourly_cost >= p.price.hourly_cost, "{:?} hourly {:?} < {:?}", bigger, got, p.price);
     }
 }

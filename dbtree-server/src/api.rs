@@ -132,13 +132,13 @@ macro_rules! from_problem {
     (@pattern $v:ident) => { $crate::api::problem::Status::$v };
     (@variant $ty:ident TooManyRequests $p:ident) => {{
         let secs = $p.retry_after();
-        $ty::TooManyRequests(poem_openapi::payload::Json($p.body), secs)
+        $ty::TooManyRequests(poem_openapi::payload::Json(*$p.body), secs)
     }};
     (@variant $ty:ident Unavailable $p:ident) => {{
         let secs = $p.retry_after();
-        $ty::Unavailable(poem_openapi::payload::Json($p.body), secs)
+        $ty::Unavailable(poem_openapi::payload::Json(*$p.body), secs)
     }};
-    (@variant $ty:ident $v:ident $p:ident) => { $ty::$v(poem_openapi::payload::Json($p.body)) };
+    (@variant $ty:ident $v:ident $p:ident) => { $ty::$v(poem_openapi::payload::Json(*$p.body)) };
 }
 pub(crate) use from_problem;
 
@@ -359,7 +359,7 @@ mod declared_statuses {
                         cap: Lemons::new(500),
                     },
                     &StartQuizError::NotRipe { regrows_at: None },
-                    &StartQuizError::QuizInProgress,
+                    &StartQuizError::QuizInProgress { until: None },
                 ],
             ),
         );
@@ -372,8 +372,16 @@ mod declared_statuses {
                     &AnswerError::UnknownAttempt,
                     &AnswerError::InvalidOption { max: 3 },
                     &AnswerError::AlreadyAnswered,
+                    &AnswerError::Abandoned,
                     &AnswerError::TimeExpired { late_ms: 1 },
                 ],
+            ),
+        );
+        check::<tree::AbandonResponse>(
+            "abandonQuiz",
+            with(
+                authed(),
+                &[&InvalidId("x".into()), &AbandonError::UnknownAttempt],
             ),
         );
         check::<tree::HarvestResponse>(
@@ -454,6 +462,20 @@ mod declared_statuses {
                         available: Lemons::ZERO,
                     }),
                     &InstanceActionError::Start(StartRefusal::Capacity(capacity())),
+                    &InstanceActionError::PortBusy {
+                        message: "port 30001 is already in use".into(),
+                    },
+                ],
+            ),
+        );
+        check::<instances::UsageResponse>(
+            "getInstanceUsage",
+            with(
+                authed(),
+                &[
+                    &InvalidId("x".into()),
+                    &InstanceActionError::NotFound,
+                    &InstanceActionError::Cluster(ClusterError::transient("t")),
                 ],
             ),
         );

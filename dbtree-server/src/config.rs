@@ -87,6 +87,14 @@ pub struct Settings {
     /// Address local engines listen on.
     #[arg(long, env = "DBTREE_LOCAL_BIND", default_value = "127.0.0.1")]
     pub local_bind: String,
+    /// Keep local engines running when the server stops (by default a graceful shutdown stops
+    /// them, data kept, and the next start brings back those that should run).
+    #[arg(long, env = "DBTREE_KEEP_ENGINES_RUNNING", default_value_t = false)]
+    pub keep_engines_running: bool,
+    /// The `ferretdb` binary for local MongoDB instances when `mongod` is not installed
+    /// (default: `ferretdb` on PATH, else what `.ci/ferretdb` built in ~/.cache/dbtree).
+    #[arg(long, env = "DBTREE_FERRETDB")]
+    pub ferretdb: Option<PathBuf>,
     /// Administrators' emails, comma-separated.
     #[arg(long, env = "DBTREE_ADMIN_EMAILS", value_delimiter = ',')]
     pub admin_emails: Vec<String>,
@@ -242,6 +250,10 @@ pub struct Config {
     pub public_host: String,
     /// Bind address of local engines.
     pub local_bind: String,
+    /// Whether local engines outlive the server.
+    pub keep_engines_running: bool,
+    /// The FerretDB binary, if given.
+    pub ferretdb: Option<PathBuf>,
     /// CORS origins.
     pub cors_origins: Vec<String>,
     /// Every number.
@@ -417,6 +429,8 @@ impl Settings {
             cluster: self.cluster,
             public_host: self.public_host,
             local_bind: self.local_bind,
+            keep_engines_running: self.keep_engines_running,
+            ferretdb: self.ferretdb,
             cors_origins,
             policy,
             billing_interval: Duration::from_secs(self.billing_interval_secs),

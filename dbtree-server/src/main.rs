@@ -42,7 +42,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let (deps, readiness) = wiring::deps(&config).await?;
+    let (deps, readiness, local) = wiring::deps(&config).await?;
     let cluster = deps.cluster.clone();
     let clock = deps.clock.clone();
     let app = App::new(deps);
@@ -88,6 +88,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     for job in jobs {
         let _ = job.await;
+    }
+    match local {
+        Some(local) if !config.keep_engines_running => {
+            let stopped = local.shut_down().await;
+            tracing::info!(
+                stopped,
+                "local engines stopped (data kept; started again at the next start)"
+            );
+        }
+        Some(_) => tracing::info!("local engines keep running (--keep-engines-running)"),
+        None => {}
     }
     tracing::info!("dbtree stopped");
     Ok(())

@@ -53,7 +53,9 @@ static ASSETS: &[Asset] = &[
     asset!("js/instances.js", JS),
     asset!("js/leaderboard.js", JS),
     asset!("js/main.js", JS),
+    asset!("js/messages.js", JS),
     asset!("js/path.js", JS),
+    asset!("js/runway.js", JS),
     asset!("js/tree.js", JS),
     asset!("js/ui.js", JS),
 ];

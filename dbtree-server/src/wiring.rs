@@ -13,7 +13,10 @@ use dbtree_adapters::ses::SesMailer;
 use dbtree_adapters::sqlite::SqliteStore;
 use dbtree_adapters::system::{OsEntropy, SystemClock};
 use dbtree_core::auth::CodeKey;
-use dbtree_core::boundary::{Clock, Cluster, Entropy, Mailer, QuizLock, RateLimiter, Store};
+use dbtree_core::boundary::{
+    Clock, Cluster, EngineSupport, Entropy, Mailer, QuizLock, RateLimiter, Store,
+};
+use dbtree_core::instance::Engine;
 use dbtree_core::service::Deps;
 use redis::aio::ConnectionManager;
 
@@ -133,47 +136,72 @@ pub async fn mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     }
 }
 
-/// The cluster driver.
-pub async fn cluster(config: &Config) -> anyhow::Result<Arc<dyn Cluster>> {
+/// The cluster driver, and the local one again when it is local (the server stops its engines
+/// on a graceful shutdown).
+pub async fn cluster(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Cluster>, Option<Arc<LocalCluster>>)> {
     match config.cluster {
         ClusterKind::Local => {
-            let local = LocalCluster::start(LocalConfig {
-                bind_host: config.local_bind.clone(),
-                ..LocalConfig::new(config.data_dir.clone())
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start the local cluster driver: {e}"))?;
-            tracing::info!(data_dir = %config.data_dir.display(), bind = %config.local_bind, "cluster: local engine processes");
-            Ok(Arc::new(local))
+            let local = Arc::new(
+                LocalCluster::start(LocalConfig {
+                    bind_host: config.local_bind.clone(),
+                    ferretdb: config.ferretdb.clone(),
+                    ..LocalConfig::new(config.data_dir.clone())
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start the local cluster driver: {e}"))?,
+            );
+            tracing::info!(
+                data_dir = %config.data_dir.display(),
+                bind = %config.local_bind,
+                keep_engines_running = config.keep_engines_running,
+                "cluster: local engine processes"
+            );
+            for engine in Engine::ALL {
+                match local.engine_support(engine) {
+                    EngineSupport::Available { server } => {
+                        tracing::info!(%engine, server = server.as_deref().unwrap_or(""), "local engine available");
+                    }
+                    EngineSupport::Unavailable { reason } => {
+                        tracing::warn!(%engine, reason, "local engine not available: not offered");
+                    }
+                }
+            }
+            Ok((local.clone(), Some(local)))
         }
         ClusterKind::Kube => {
             let kube = KubeCluster::from_env()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot start the Kubernetes cluster driver: {e}"))?;
             tracing::info!("cluster: Kubernetes (DBInstance objects, dbtree operator)");
-            Ok(Arc::new(kube))
+            Ok((Arc::new(kube), None))
         }
     }
 }
 
-/// Every adapter, wired, and what `/readyz` checks besides the store.
-pub async fn deps(config: &Config) -> anyhow::Result<(Deps, Readiness)> {
+/// Every adapter, wired; what `/readyz` checks besides the store; with the local cluster, also
+/// its handle (to stop its engines).
+pub async fn deps(config: &Config) -> anyhow::Result<(Deps, Readiness, Option<Arc<LocalCluster>>)> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let entropy = Arc::new(OsEntropy);
     prepare_data_dir(config)?;
     let mut policy = config.policy.clone();
     policy.auth.code_key = code_key(config, entropy.as_ref())?;
     let (quiz_lock, rate_limiter, redis) = coordination(config, clock.clone()).await?;
+    let store = store(config).await?;
+    let mailer = mailer(config).await?;
+    let (cluster, local) = cluster(config).await?;
     let deps = Deps {
-        store: store(config).await?,
+        store,
         quiz_lock,
         rate_limiter,
-        mailer: mailer(config).await?,
-        cluster: cluster(config).await?,
+        mailer,
+        cluster,
         clock,
         entropy,
         policy: Arc::new(policy),
     };
     let readiness = redis.map(Readiness::with_redis).unwrap_or_default();
-    Ok((deps, readiness))
+    Ok((deps, readiness, local))
 }

@@ -9,6 +9,7 @@ mod api {
 
     pub(crate) mod accounts;
     pub(crate) mod figures;
+    pub(crate) mod first_hour;
     pub(crate) mod instances;
     pub(crate) mod limits;
     pub(crate) mod live;
@@ -64,6 +65,11 @@ macro_rules! walk {
             figures::the_quiz_bank_is_for_administrators,
             ops::operations_endpoints,
             live::a_harvest_reaches_watchers_within_a_second,
+            first_hour::the_quiz_lock_is_released_at_once,
+            first_hour::a_click_within_the_lag_allowance_wins,
+            first_hour::no_spec_costs_less_than_a_preset_it_contains,
+            first_hour::the_runway_and_its_warning,
+            first_hour::usage_comes_from_the_engine,
         );
     };
 }

@@ -23,7 +23,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use engines::clients::*;
-use engines::server::{Server, bindable, files_containing, refused};
+use engines::server::{Server, bindable, ferretdb, files_containing, refused};
 
 const EMAIL: &str = "engines@example.org";
 
@@ -106,6 +106,8 @@ async fn harvest(server: &Server, store: &SqliteStore, token: &str) {
         fy: c["fy"].as_u64().unwrap() as u8,
         phase: c["phase"].as_f64().unwrap(),
         radius: c["radius"].as_f64().unwrap(),
+        hit_tolerance: c["hitTolerance"].as_f64().unwrap(),
+        lag_allowance_ms: c["lagAllowanceMs"].as_u64().unwrap() as u32,
     };
     let offset_ms = shown.elapsed().as_millis().min(4000) as i64;
     let (x, y) = challenge.centre_at(offset_ms as f64);
@@ -171,6 +173,7 @@ async fn status_becomes(server: &Server, token: &str, instance: &Created, want: 
 async fn write(instance: &Created) {
     match instance.engine {
         "redis" => redis_write(&instance.uri, "lemon").await,
+        "mongodb" => mongo_write(&instance.uri, "lemon").await,
         _ => pg_write(&instance.uri, "lemon").await,
     }
 }
@@ -178,6 +181,7 @@ async fn write(instance: &Created) {
 async fn assert_value_there(instance: &Created) {
     match instance.engine {
         "redis" => assert_eq!(redis_read(&instance.uri).await.as_deref(), Some("lemon")),
+        "mongodb" => assert_eq!(mongo_read(&instance.uri).await, ["lemon"]),
         _ => assert_eq!(pg_read(&instance.uri).await, ["lemon"]),
     }
 }
@@ -195,6 +199,13 @@ async fn lifecycle(
         "the password is shown again"
     );
     assert_eq!(detail["connection"]["port"], instance.port);
+    let backed_by = detail["server"].as_str().unwrap_or_default();
+    let expected = match instance.engine {
+        "redis" => "Redis ",
+        "postgresql" => "PostgreSQL ",
+        _ => "MongoDB-compatible: FerretDB 1.24",
+    };
+    assert!(backed_by.starts_with(expected), "{}", detail);
     serving(instance.engine, &instance.uri).await;
     write(instance).await;
     assert_value_there(instance).await;
@@ -202,6 +213,33 @@ async fn lifecycle(
         .uri
         .replace(&instance.password, "NotThePassword0123456789");
     password_refused(instance.engine, &wrong).await;
+
+    // the console's figures come from the engine itself
+    let usage = server.get(&format!("{base}/usage"), token).await;
+    assert_eq!(usage.0, StatusCode::OK, "{}", usage.1);
+    assert_eq!(usage.1["available"], true, "{}", usage.1);
+    assert!(usage.1["connections"].is_u64(), "{}", usage.1);
+    match instance.engine {
+        "redis" => {
+            // INFO: used_memory, and the append-only file on disk
+            assert!(
+                usage.1["memoryUsedBytes"].as_u64().unwrap() > 100_000,
+                "{}",
+                usage.1
+            );
+            assert!(usage.1["diskUsedBytes"].is_u64(), "{}", usage.1);
+        }
+        _ => {
+            // pg_database_size of every database (a fresh cluster is several MB); PostgreSQL
+            // reports no memory figure, so none is given
+            assert!(
+                usage.1["diskUsedBytes"].as_u64().unwrap() > 1_000_000,
+                "{}",
+                usage.1
+            );
+            assert!(usage.1.get("memoryUsedBytes").is_none(), "{}", usage.1);
+        }
+    }
 
     // stop: the port refuses connections as soon as the API answers
     let stopped = server.post(&format!("{base}/stop"), token, json!({})).await;
@@ -216,6 +254,8 @@ async fn lifecycle(
         "a stopped {} accepts connections",
         instance.engine
     );
+    let usage = server.get(&format!("{base}/usage"), token).await.1;
+    assert_eq!(usage["available"], false, "{usage}");
 
     // start: the data is still there
     let started = server
@@ -267,8 +307,9 @@ async fn lifecycle(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_and_postgresql_through_the_api_on_the_embedded_default() {
+async fn redis_postgresql_and_mongodb_through_the_api_on_the_embedded_default() {
     let began = Instant::now();
+    ferretdb(); // fails at once, naming .ci/ferretdb, when it is missing
     let mut server = Server::start().await;
     let token = sign_in(&server).await;
     let store = SqliteStore::open(server.data_dir.join("dbtree.sqlite"))
@@ -282,8 +323,16 @@ async fn redis_and_postgresql_through_the_api_on_the_embedded_default() {
     let me = server.get("/api/v1/me", &token).await;
     assert_eq!(me.1["balance"], 18 - 3 - 5, "{}", me.1);
 
+    let capacity = server.get("/api/v1/system/capacity", &token).await;
+    for fit in capacity.1["fits"].as_array().unwrap() {
+        assert_eq!(fit["available"], true, "{}", capacity.1);
+    }
     lifecycle(&server, &token, &mut redis, &mut secrets).await;
     lifecycle(&server, &token, &mut postgres, &mut secrets).await;
+    // the limit is two live instances: MongoDB once the others are gone
+    let mut mongodb = create(&server, &token, "documents", "mongodb").await;
+    secrets.push(mongodb.password.clone());
+    lifecycle(&server, &token, &mut mongodb, &mut secrets).await;
     assert!(
         server
             .get("/api/v1/instances", &token)
@@ -305,8 +354,8 @@ async fn redis_and_postgresql_through_the_api_on_the_embedded_default() {
         .filter(|t| t["kind"] == "instance_create")
         .map(|t| t["amount"].as_i64().unwrap())
         .collect();
-    assert_eq!(creations.len(), 2, "{}", history.1);
-    assert_eq!(creations.iter().sum::<i64>(), -8);
+    assert_eq!(creations.len(), 3, "{}", history.1);
+    assert_eq!(creations.iter().sum::<i64>(), -13);
     assert!(
         items.iter().all(|t| t["kind"] != "instance_refund"),
         "{}",
@@ -322,7 +371,7 @@ async fn redis_and_postgresql_through_the_api_on_the_embedded_default() {
     store.pool().close().await;
 
     // no password in dbtree's database files (WAL included) while it runs …
-    assert_eq!(secrets.len(), 4);
+    assert_eq!(secrets.len(), 6);
     let files = server.database_files();
     let email = vec![EMAIL.to_owned()];
     assert!(

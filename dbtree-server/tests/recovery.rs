@@ -235,7 +235,7 @@ async fn killed_after_the_cluster_call_completes_after_restart_without_refund() 
 
     // it is the real engine, with the password the lost response carried
     let url = format!(
-        "redis://default:{}@127.0.0.1:{}/0",
+        "redis://dbtree:{}@127.0.0.1:{}/0",
         request.credentials.password.expose(),
         port.get()
     );

@@ -252,6 +252,8 @@ impl Server {
             fy: number("fy") as u8,
             phase: c["phase"].as_f64().expect("a phase"),
             radius: c["radius"].as_f64().expect("a radius"),
+            hit_tolerance: c["hitTolerance"].as_f64().expect("a hit tolerance"),
+            lag_allowance_ms: number("lagAllowanceMs") as u32,
         };
         let (x, y) = challenge.centre_at(300.0);
         (attempt, json!({ "clickOffsetMs": 300, "x": x, "y": y }))

@@ -91,6 +91,8 @@ async fn drive(base: &str, log: &str, email: &str) -> Step<()> {
         fy: challenge.fy,
         phase: challenge.phase,
         radius: challenge.radius,
+        hit_tolerance: challenge.hit_tolerance,
+        lag_allowance_ms: challenge.lag_allowance_ms,
     };
     let offset_ms = 700;
     tokio::time::sleep(Duration::from_millis(offset_ms as u64)).await;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dbtree_core::boundary::{
     Cluster, ClusterError, ClusterEvent, EventStream, Observation, ProvisionRequest, Teardown,
+    UsageReport,
 };
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Credentials, Engine, RunState};
@@ -403,6 +404,15 @@ impl Cluster for KubeCluster {
             self.namespaces.write().remove(&instance);
             Ok(Teardown::Complete)
         }
+    }
+
+    /// The operator does not report engine usage (its `DBInstance` status carries phase,
+    /// conditions and ready replicas only), so there is nothing honest to answer but "not
+    /// available".
+    async fn usage(&self, _instance: InstanceId) -> Result<UsageReport, ClusterError> {
+        Ok(UsageReport::NotAvailable {
+            reason: "the Kubernetes operator does not report engine usage yet".into(),
+        })
     }
 
     fn events(&self) -> EventStream {

@@ -7,10 +7,22 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use dbtree_core::ids::InstanceId;
-use dbtree_core::instance::{Engine, NodePort, Resources, RunState};
+use dbtree_core::instance::{Engine, NodePort, Password, Resources, RunState};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::host::RunAs;
+use super::account::RunAs;
+
+/// Which server program runs an instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// The engine's own server (`postgres`, `redis-server`, `mongod`).
+    #[default]
+    Native,
+    /// FerretDB over SQLite, for MongoDB when `mongod` is not installed.
+    Ferretdb,
+}
 
 /// What `instance.json` holds: enough to run the instance again, and no secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +33,12 @@ pub(crate) struct InstanceRecord {
     pub(crate) resources: Resources,
     /// The run state dbtree wants (a restarted driver starts `Running` instances again).
     pub(crate) run_state: RunState,
+    /// The server program.
+    #[serde(default)]
+    pub(crate) backend: Backend,
+    /// What that program is, for people ("MongoDB-compatible: FerretDB 1.24.2").
+    #[serde(default)]
+    pub(crate) server: String,
 }
 
 /// Log files are cut back when an engine starts and they have grown past this.
@@ -61,6 +79,28 @@ impl Layout {
         std::fs::DirBuilder::new().mode(0o711).create(&self.dir)?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o711))?;
         create_private_dir(&self.engine_dir(), run_as)
+    }
+
+    fn admin_password_path(&self) -> PathBuf {
+        self.path("admin.pw")
+    }
+
+    /// Keeps the instance's administrator password: the driver's alone (mode 0600, owned by
+    /// the driver, never readable by the engine's account).
+    pub(crate) fn write_admin_password(&self, password: &Password) -> std::io::Result<()> {
+        write_private(
+            &self.admin_password_path(),
+            password.expose().as_bytes(),
+            None,
+        )
+    }
+
+    /// The instance's administrator password.
+    pub(crate) fn read_admin_password(&self) -> std::io::Result<Password> {
+        let text = std::fs::read_to_string(self.admin_password_path())?;
+        Ok(Password::from_secret(SecretString::from(
+            text.trim().to_owned(),
+        )))
     }
 
     fn record_path(&self) -> PathBuf {
@@ -243,6 +283,8 @@ mod tests {
                 disk_gib: 1,
             },
             run_state: RunState::Running,
+            backend: Backend::Native,
+            server: "Redis 7.0.15".to_owned(),
         };
         layout.write_record(&record).unwrap();
         assert_eq!(layout.read_record().unwrap(), Some(record));

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbtree_core::boundary::{ClusterError, Observation, ProvisionRequest};
-use dbtree_core::instance::{Credentials, Engine, NodePort, RunState};
+use dbtree_core::instance::{Credentials, NodePort, Password, RunState};
 
+use super::account::RunAs;
 use super::disk::{InstanceRecord, remove_dir};
 use super::engines::{self, Ctx, Rotation};
 use super::host::{Host, io_error};
@@ -35,9 +36,11 @@ pub(crate) async fn provision(
     let fresh = fresh(shared, &slot, &mut state, request).await;
     if fresh.is_err() {
         state.record = None;
-        state.password = None;
-        state.pending_bootstrap = None;
+        // Whatever a half-done preparation left: processes, files, the account.
+        kill_leftovers(shared, &state).await;
+        state.run_as = None;
         let _ = remove_dir(state.layout.dir.clone()).await;
+        let _ = shared.host.accounts.remove(state.id).await;
         shared.forget(&slot, &mut state);
     }
     fresh
@@ -50,52 +53,96 @@ async fn fresh(
     request: &ProvisionRequest,
 ) -> Result<(), ClusterError> {
     let host = &shared.host;
-    engines::check_installed(request.engine, &host.binaries)?;
-    check_port(host, request.node_port)?;
+    let (backend, program) = engines::choose(request.engine, &host.binaries)?;
+    let server = program.server.clone();
+    check_port(host, request.node_port, true)?;
     let layout = state.layout.clone();
     // A directory without a record is what an interrupted provisioning left: start over.
     remove_dir(layout.dir.clone())
         .await
         .map_err(|e| io_error("clearing", &layout.dir, &e))?;
+    let run_as = host.accounts.create(state.id).await?;
+    state.run_as = Some(run_as.clone());
     layout
-        .create(&host.run_as)
+        .create(&run_as)
         .map_err(|e| io_error("creating", &layout.dir, &e))?;
+    let admin = admin_password()?;
+    layout
+        .write_admin_password(&admin)
+        .map_err(|e| io_error("writing the administrator password in", &layout.dir, &e))?;
     let record = InstanceRecord {
         engine: request.engine,
         node_port: request.node_port,
         resources: request.resources,
         run_state: request.run_state,
+        backend,
+        server,
     };
-    let password = &request.credentials.password;
     let ctx = Ctx {
         host,
         layout: &layout,
         record: &record,
+        run_as: &run_as,
     };
-    engines::prepare(ctx, password).await?;
+    engines::prepare(ctx, &request.credentials.password, &admin).await?;
     layout
         .write_record(&record)
         .map_err(|e| io_error("writing the record in", &layout.dir, &e))?;
-    if engines::needs_current_password(record.engine) {
-        state.password = Some(password.clone());
-    }
-    if record.engine == Engine::Mongodb {
-        state.pending_bootstrap = Some(password.clone());
-    }
     state.record = Some(record);
     if request.run_state == RunState::Running {
-        start(shared, slot, state)?;
+        start(shared, slot, state).await?;
     }
     Ok(())
 }
 
-/// `Err` if something else listens on the instance's port.
-fn check_port(host: &Host, port: NodePort) -> Result<(), ClusterError> {
+/// A fresh administrator password from the operating system's random source.
+fn admin_password() -> Result<Password, ClusterError> {
+    let mut failed = false;
+    let password = Password::generate(|| {
+        let mut bytes = [0u8; 4];
+        if getrandom::fill(&mut bytes).is_err() {
+            failed = true;
+        }
+        u32::from_le_bytes(bytes)
+    });
+    match password {
+        Some(p) if !failed => Ok(p),
+        _ => Err(ClusterError::transient(
+            "the operating system's random source failed",
+        )),
+    }
+}
+
+/// [`ClusterError::port_busy`] if something else listens on the instance's port, logged with
+/// the port: a new instance is moved to the next free port by dbtree; an existing one keeps
+/// its port (its users' connection details) and is not started.
+fn check_port(host: &Host, port: NodePort, new: bool) -> Result<(), ClusterError> {
     match std::net::TcpListener::bind((host.bind_host.as_str(), port.get())) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(ClusterError::transient(
-            format!("port {port} is already in use on {}", host.bind_host),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let message = format!(
+                "port {port} is already in use on {} by another program",
+                host.bind_host
+            );
+            if new {
+                tracing::warn!(
+                    port = port.get(),
+                    bind = %host.bind_host,
+                    "port {port} skipped for a new instance: another program listens on it; \
+                     it is held aside for a while and the next free port is tried"
+                );
+                Err(ClusterError::port_busy(message))
+            } else {
+                tracing::warn!(
+                    port = port.get(),
+                    bind = %host.bind_host,
+                    "an instance cannot start: another program listens on its port {port}"
+                );
+                Err(ClusterError::port_busy(format!(
+                    "{message}: free it, then start the instance again"
+                )))
+            }
+        }
         Err(e) => Err(ClusterError::transient(format!(
             "cannot listen on {}:{port}: {e}",
             host.bind_host
@@ -103,8 +150,20 @@ fn check_port(host: &Host, port: NodePort) -> Result<(), ClusterError> {
     }
 }
 
+/// The instance's account, looked up if not known yet.
+pub(crate) fn run_as(shared: &Shared, state: &mut SlotState) -> Result<RunAs, ClusterError> {
+    if let Some(run_as) = &state.run_as {
+        return Ok(run_as.clone());
+    }
+    let run_as = shared.host.accounts.lookup(state.id)?.ok_or_else(|| {
+        ClusterError::permanent("the instance's system account is missing; delete the instance")
+    })?;
+    state.run_as = Some(run_as.clone());
+    Ok(run_as)
+}
+
 /// Starts the engine unless it runs; a supervisor reports when it serves. Does not wait.
-pub(crate) fn start(
+pub(crate) async fn start(
     shared: &Arc<Shared>,
     slot: &Slot,
     state: &mut SlotState,
@@ -116,16 +175,24 @@ pub(crate) fn start(
         old.retire();
     }
     let record = state.record.clone().ok_or_else(unknown)?;
+    let run_as = run_as(shared, state)?;
     let host = &shared.host;
-    check_port(host, record.node_port)?;
+    check_port(host, record.node_port, false)?;
     let ctx = Ctx {
         host,
         layout: &state.layout,
         record: &record,
+        run_as: &run_as,
     };
-    let (program, args) = engines::server_command(ctx)?;
-    let binary = engines::server_binary(record.engine);
-    let child = process::spawn(&program, &args, &state.layout, &host.run_as)
+    let engines::ServerCommand {
+        program,
+        args,
+        stdin,
+    } = engines::server_command(ctx)?;
+    engines::before_start(ctx);
+    let binary = engines::server_binary(record.engine, record.backend);
+    let child = process::spawn(&program, &args, stdin, &state.layout, &run_as)
+        .await
         .map_err(|e| ClusterError::transient(format!("starting {binary}: {e}")))?;
     let pid = child
         .id()
@@ -136,8 +203,7 @@ pub(crate) fn start(
         return Err(io_error("recording the pid in", &state.layout.dir, &e));
     }
     state.generation += 1;
-    let bootstrap = state.pending_bootstrap.take();
-    state.run = supervisor::launch(shared, slot, state, Proc::Child(child), pid, bootstrap);
+    state.run = supervisor::launch(shared, slot, state, Proc::Child(child), pid);
     Ok(())
 }
 
@@ -164,14 +230,14 @@ pub(crate) async fn stop(shared: &Shared, state: &mut SlotState) -> Result<(), C
     Ok(())
 }
 
-/// The pid from the instance's pid file, if that process still runs its engine as the run-as
-/// user.
-fn adoptable_pid(shared: &Shared, state: &SlotState) -> Option<i32> {
-    let binary = engines::server_binary(state.record.as_ref()?.engine);
+/// The pid from the instance's pid file, if that process still runs its engine as the
+/// instance's account.
+pub(crate) fn adoptable_pid(shared: &Shared, state: &mut SlotState) -> Option<i32> {
+    let record = state.record.as_ref()?;
+    let binary = engines::server_binary(record.engine, record.backend);
+    let run_as = run_as(shared, state).ok()?;
     state.layout.read_pid().filter(|&pid| {
-        process::is_running(pid)
-            && process::runs_program(pid, binary)
-            && shared.host.run_as.owns_process(pid)
+        process::is_running(pid) && process::runs_program(pid, binary) && run_as.owns_process(pid)
     })
 }
 
@@ -195,7 +261,7 @@ pub(crate) async fn set_run_state(
         RunState::Running => {
             if state.running_pid().is_none() {
                 state.crashes = 0;
-                return start(shared, slot, state);
+                return start(shared, slot, state).await;
             }
             if state.run.as_ref().is_some_and(|r| r.is_ready()) {
                 shared.emit(state.id, Observation::Ready);
@@ -206,7 +272,7 @@ pub(crate) async fn set_run_state(
     }
 }
 
-/// Replaces the password; the old one stops working.
+/// Replaces the tenant's password as the administrator; the old one stops working.
 pub(crate) async fn rotate(
     shared: &Arc<Shared>,
     slot: &Slot,
@@ -214,25 +280,24 @@ pub(crate) async fn rotate(
     credentials: &Credentials,
 ) -> Result<(), ClusterError> {
     let record = state.record.clone().ok_or_else(unknown)?;
+    let run_as = run_as(shared, state)?;
     let running = state.running_pid().is_some();
     let ctx = Ctx {
         host: &shared.host,
         layout: &state.layout,
         record: &record,
+        run_as: &run_as,
     };
-    let new = &credentials.password;
-    let rotation = engines::rotate(ctx, state.password.as_ref(), new, running).await?;
-    if engines::needs_current_password(record.engine) {
-        state.password = Some(new.clone());
-    }
+    let rotation = engines::rotate(ctx, &credentials.password, running).await?;
     if rotation == Rotation::Restart {
         stop(shared, state).await?;
-        start(shared, slot, state)?;
+        start(shared, slot, state).await?;
     }
     Ok(())
 }
 
-/// Stops the engine and removes the instance's directory.
+/// Stops the engine, kills whatever is left of it, removes the instance's directory and its
+/// account.
 pub(crate) async fn delete(
     shared: &Shared,
     slot: &Slot,
@@ -243,14 +308,30 @@ pub(crate) async fn delete(
         state.record = state.layout.read_record().ok().flatten();
     }
     stop(shared, state).await?;
+    kill_leftovers(shared, state).await;
     remove_dir(state.layout.dir.clone())
         .await
         .map_err(|e| io_error("removing", &state.layout.dir, &e))?;
+    shared.host.accounts.remove(state.id).await?;
     state.record = None;
-    state.password = None;
-    state.pending_bootstrap = None;
+    state.run_as = None;
     shared.forget(slot, state);
     Ok(())
+}
+
+/// Kills every process still working in the instance's directory, or run by its account.
+pub(crate) async fn kill_leftovers(shared: &Shared, state: &SlotState) {
+    let name = state.id.to_string();
+    for (pid, instance) in process::working_in(&shared.host.instances_dir) {
+        if instance == name {
+            process::kill_now(pid);
+        }
+    }
+    if shared.host.accounts.per_instance()
+        && let Ok(Some(run_as)) = shared.host.accounts.lookup(state.id)
+    {
+        process::kill_user(run_as.uid).await;
+    }
 }
 
 /// At start: watches an engine still running from an earlier driver, starts one that should
@@ -263,10 +344,13 @@ pub(crate) async fn adopt(shared: &Arc<Shared>, slot: &Slot, state: &mut SlotSta
         match adoptable_pid(shared, state) {
             Some(pid) => {
                 state.generation += 1;
-                state.run = supervisor::launch(shared, slot, state, Proc::Adopted(pid), pid, None);
+                state.run = supervisor::launch(shared, slot, state, Proc::Adopted(pid), pid);
                 Ok(())
             }
-            None => start(shared, slot, state),
+            None => {
+                kill_leftovers(shared, state).await;
+                start(shared, slot, state).await
+            }
         }
     } else {
         stop(shared, state).await
@@ -274,4 +358,10 @@ pub(crate) async fn adopt(shared: &Arc<Shared>, slot: &Slot, state: &mut SlotSta
     if let Err(e) = outcome {
         shared.emit(state.id, Observation::Failed { reason: e.message });
     }
+}
+
+/// Stops the engine for a server shutdown: the desired run state is kept, so the next driver
+/// starts it again.
+pub(crate) async fn shut_down(shared: &Shared, state: &mut SlotState) -> Result<(), ClusterError> {
+    stop(shared, state).await
 }

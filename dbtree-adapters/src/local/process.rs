@@ -2,18 +2,19 @@
 //! outlive the driver and a terminal's Ctrl-C), signalling them, and telling whether they live.
 
 use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, Uid};
 use tokio::process::{Child, Command};
 
+use super::account::RunAs;
 use super::disk::Layout;
-use super::host::RunAs;
 
 /// The only environment variable engines get: the server's environment (which may hold
 /// credentials of its own) is not passed on.
@@ -33,11 +34,12 @@ pub(crate) fn command(program: &Path, args: &[OsString], cwd: &Path, run_as: &Ru
     command
 }
 
-/// Starts an engine server. Its output goes to the instance's log; it is not killed when the
-/// driver (or its handle) goes away.
-pub(crate) fn spawn(
+/// Starts an engine server, handing it `stdin` (then end of file) if any. Its output goes to
+/// the instance's log; it is not killed when the driver (or its handle) goes away.
+pub(crate) async fn spawn(
     program: &Path,
     args: &[OsString],
+    stdin: Option<Vec<u8>>,
     layout: &Layout,
     run_as: &RunAs,
 ) -> std::io::Result<Child> {
@@ -45,11 +47,28 @@ pub(crate) fn spawn(
     let err = log.try_clone()?;
     let mut command = command(program, args, &layout.engine_dir(), run_as);
     command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err))
         .process_group(0)
         .kill_on_drop(false);
-    command.spawn()
+    let mut child = command.spawn()?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use tokio::io::AsyncWriteExt;
+        let written = pipe.write_all(&input).await;
+        drop(pipe);
+        if let Err(e) = written {
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                kill_now(pid);
+            }
+            return Err(e);
+        }
+    }
+    Ok(child)
 }
 
 /// Whether `pid` is a live process (a zombie is dead).
@@ -114,6 +133,68 @@ async fn wait_gone(pid: i32, limit: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Every process on this machine with its owner and working directory (empty on a system
+/// without `/proc`). A working directory that was removed ends in ` (deleted)`.
+fn processes() -> Vec<(i32, u32, Option<PathBuf>)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let uid = std::fs::metadata(entry.path()).ok()?.uid();
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok();
+            Some((pid, uid, cwd))
+        })
+        .filter(|(pid, _, _)| *pid != std::process::id() as i32)
+        .collect()
+}
+
+/// The live processes whose working directory is inside `dir` (also when `dir` was removed
+/// meanwhile), with the first component of that directory below `dir`.
+pub(crate) fn working_in(dir: &Path) -> Vec<(i32, String)> {
+    processes()
+        .into_iter()
+        .filter_map(|(pid, _, cwd)| {
+            let cwd = cwd?;
+            let text = cwd.to_str()?;
+            let text = text.strip_suffix(" (deleted)").unwrap_or(text);
+            let below = Path::new(text).strip_prefix(dir).ok()?;
+            let first = below.components().next()?.as_os_str().to_str()?.to_owned();
+            is_running(pid).then_some((pid, first))
+        })
+        .collect()
+}
+
+/// Kills (SIGKILL) every process of `uid`, waiting up to five seconds for them to go. Never
+/// root's or the driver's own user's.
+pub(crate) async fn kill_user(uid: Uid) {
+    if uid.is_root() || uid == nix::unistd::geteuid() {
+        return;
+    }
+    for _ in 0..50 {
+        let pids: Vec<i32> = processes()
+            .into_iter()
+            .filter(|(pid, owner, _)| *owner == uid.as_raw() && is_running(*pid))
+            .map(|(pid, _, _)| pid)
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kills (SIGKILL) a process and its process group.
+pub(crate) fn kill_now(pid: i32) {
+    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
 }
 
 /// How a process ended, in words: "exited with status 1", "was killed by signal 9 (SIGKILL)".

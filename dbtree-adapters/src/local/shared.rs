@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use dbtree_core::boundary::{ClusterEvent, EventStream, Observation};
 use dbtree_core::ids::InstanceId;
-use dbtree_core::instance::Password;
 use futures_channel::mpsc::{UnboundedSender, unbounded};
 use parking_lot::Mutex;
 use tokio::sync::OwnedMutexGuard;
 use tokio::task::AbortHandle;
 
+use super::account::RunAs;
 use super::disk::{InstanceRecord, Layout};
 use super::host::Host;
 use super::supervisor::Supervised;
@@ -29,11 +29,8 @@ pub(crate) struct SlotState {
     pub(crate) layout: Layout,
     /// `None` until provisioned (and again once deleted).
     pub(crate) record: Option<InstanceRecord>,
-    /// The current password, kept only for engines that need it to change it, and only in
-    /// memory (a restarted driver does not know it).
-    pub(crate) password: Option<Password>,
-    /// The password to set up a MongoDB user with on the first start.
-    pub(crate) pending_bootstrap: Option<Password>,
+    /// The account the engine runs as (known once provisioned or loaded).
+    pub(crate) run_as: Option<RunAs>,
     /// The engine process the driver watches.
     pub(crate) run: Option<Supervised>,
     /// Counts starts: a supervisor acts only while its generation is current.
@@ -133,8 +130,7 @@ impl Shared {
                             id,
                             layout: self.host.layout(id),
                             record: None,
-                            password: None,
-                            pending_bootstrap: None,
+                            run_as: None,
                             run: None,
                             generation: 0,
                             crashes: 0,
@@ -165,6 +161,11 @@ impl Shared {
     /// How many instances the driver knows.
     pub(crate) fn len(&self) -> usize {
         self.slots.lock().len()
+    }
+
+    /// Every instance the driver knows.
+    pub(crate) fn ids(&self) -> Vec<InstanceId> {
+        self.slots.lock().keys().copied().collect()
     }
 
     /// Remembers a task, to abort it when the driver goes away.

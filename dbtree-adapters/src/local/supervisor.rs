@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use dbtree_core::boundary::Observation;
 use dbtree_core::ids::InstanceId;
-use dbtree_core::instance::{Engine, Password, RunState};
+use dbtree_core::instance::{Engine, RunState};
 use tokio::process::Child;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::account::RunAs;
 use super::disk::{InstanceRecord, Layout};
 use super::engines::{self, Ctx};
 use super::lifecycle;
@@ -100,9 +101,9 @@ pub(crate) fn launch(
     state: &SlotState,
     proc: Proc,
     pid: i32,
-    bootstrap: Option<Password>,
 ) -> Option<Supervised> {
     let record = state.record.clone()?;
+    let run_as = state.run_as.clone()?;
     let stopping = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(AtomicBool::new(false));
     let watch = Watch {
@@ -111,12 +112,13 @@ pub(crate) fn launch(
         id: state.id,
         layout: state.layout.clone(),
         record,
+        run_as,
         generation: state.generation,
         stopping: stopping.clone(),
         ready: ready.clone(),
         pid,
     };
-    let task = tokio::spawn(watch.run(proc, bootstrap)).abort_handle();
+    let task = tokio::spawn(watch.run(proc)).abort_handle();
     shared.track(task.clone());
     Some(Supervised {
         pid,
@@ -132,6 +134,7 @@ struct Watch {
     id: InstanceId,
     layout: Layout,
     record: InstanceRecord,
+    run_as: RunAs,
     generation: u64,
     stopping: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
@@ -150,6 +153,7 @@ impl Watch {
             host: &self.shared.host,
             layout: &self.layout,
             record: &self.record,
+            run_as: &self.run_as,
         }
     }
 
@@ -159,8 +163,8 @@ impl Watch {
             .unwrap_or_else(|| "(none)".to_owned())
     }
 
-    async fn run(self, mut proc: Proc, mut bootstrap: Option<Password>) {
-        let binary = engines::server_binary(self.record.engine);
+    async fn run(self, mut proc: Proc) {
+        let binary = engines::server_binary(self.record.engine, self.record.backend);
         let started = Instant::now();
         let mut late = false;
         let mut delay = Duration::from_millis(100);
@@ -171,17 +175,7 @@ impl Watch {
             }
             match engines::probe(self.ctx()).await {
                 Ok(()) => {
-                    match bootstrap.take() {
-                        Some(password) => match engines::bootstrap(self.ctx(), &password).await {
-                            Ok(()) => self.serving(),
-                            Err(why) => self.report(Observation::Failed {
-                                reason: format!(
-                                    "{binary} started, but setting it up failed: {why}"
-                                ),
-                            }),
-                        },
-                        None => self.serving(),
-                    }
+                    self.serving();
                     break (proc.wait().await, true);
                 }
                 Err(why) => {
@@ -247,7 +241,7 @@ impl Watch {
                     reason: format!(
                         "{} crashed {MAX_RESTARTS} times in a row; not restarting it until it is \
                          started again",
-                        engines::server_binary(self.record.engine)
+                        engines::server_binary(self.record.engine, self.record.backend)
                     ),
                 });
                 return;
@@ -261,7 +255,7 @@ impl Watch {
         }
         // This task is the dead process's supervisor: leave it running until it returns.
         state.run = None;
-        if let Err(e) = lifecycle::start(&self.shared, &self.slot, &mut state) {
+        if let Err(e) = lifecycle::start(&self.shared, &self.slot, &mut state).await {
             self.report(Observation::Failed { reason: e.message });
         }
     }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use dbtree_core::boundary::{
-    Cluster, ClusterError, ClusterEvent, EventStream, Observation, ProvisionRequest, Teardown,
+    Cluster, ClusterError, ClusterEvent, EngineUsage, EventStream, Observation, ProvisionRequest,
+    Teardown, UsageReport,
 };
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Engine, NodePort, RunState};
@@ -23,6 +24,8 @@ pub struct SimulatedInstance {
     pub run_state: RunState,
     /// Its current password (held by the "engine", as a real one would).
     pub password: String,
+    /// What the simulated engine reports about its use, once a test sets it.
+    pub usage: Option<EngineUsage>,
 }
 
 /// How the simulated cluster behaves.
@@ -38,6 +41,9 @@ pub struct ClusterScript {
     pub refuse_changes: Option<ClusterError>,
     /// What `delete` answers.
     pub teardown: Teardown,
+    /// Ports another program holds: `provision` on one of them, and `set_run_state(Running)`
+    /// of an instance on one of them, are refused as port busy.
+    pub busy_ports: std::collections::BTreeSet<u16>,
 }
 
 impl Default for ClusterScript {
@@ -48,6 +54,7 @@ impl Default for ClusterScript {
             auto_report: true,
             refuse_changes: None,
             teardown: Teardown::Complete,
+            busy_ports: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -98,6 +105,18 @@ impl MemoryCluster {
             .retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
 
+    /// Sets what the simulated engine of an instance reports about its use; returns whether the
+    /// instance exists.
+    pub fn set_usage(&self, id: InstanceId, usage: EngineUsage) -> bool {
+        match self.state.lock().instances.get_mut(&id) {
+            Some(sim) => {
+                sim.usage = Some(usage);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Forgets an instance (as if its objects vanished) and reports it gone.
     pub fn vanish(&self, id: InstanceId) {
         self.state.lock().instances.remove(&id);
@@ -116,6 +135,12 @@ impl Cluster for MemoryCluster {
             if let Some(e) = s.script.refuse_provision.clone() {
                 return Err(e);
             }
+            if s.script.busy_ports.contains(&request.node_port.get()) {
+                return Err(ClusterError::port_busy(format!(
+                    "port {} is already in use",
+                    request.node_port
+                )));
+            }
             s.instances
                 .entry(request.instance)
                 .or_insert_with(|| SimulatedInstance {
@@ -123,6 +148,7 @@ impl Cluster for MemoryCluster {
                     node_port: request.node_port,
                     run_state: request.run_state,
                     password: request.credentials.password.expose().to_owned(),
+                    usage: None,
                 });
             (s.script.provision_result.clone(), s.script.auto_report)
         };
@@ -148,10 +174,17 @@ impl Cluster for MemoryCluster {
         if let Some(e) = s.script.refuse_changes.clone() {
             return Err(e);
         }
+        let busy = s.script.busy_ports.clone();
         let sim = s
             .instances
             .get_mut(&instance)
             .ok_or_else(|| ClusterError::not_found("no such instance in the cluster"))?;
+        if state == RunState::Running && busy.contains(&sim.node_port.get()) {
+            return Err(ClusterError::port_busy(format!(
+                "port {} is already in use",
+                sim.node_port
+            )));
+        }
         sim.run_state = state;
         Ok(())
     }
@@ -191,5 +224,26 @@ impl Cluster for MemoryCluster {
         let (tx, rx) = unbounded();
         self.state.lock().subscribers.push(tx);
         Box::pin(rx)
+    }
+
+    async fn usage(&self, instance: InstanceId) -> Result<UsageReport, ClusterError> {
+        let s = self.state.lock();
+        let sim = s
+            .instances
+            .get(&instance)
+            .ok_or_else(|| ClusterError::not_found("no such instance in the cluster"))?;
+        Ok(match (sim.run_state, sim.usage) {
+            (RunState::Running, Some(usage)) => UsageReport::Measured(usage),
+            (RunState::Running, None) => UsageReport::NotAvailable {
+                reason: "the simulated engine reports nothing yet".into(),
+            },
+            (RunState::Stopped | RunState::Paused, _) => UsageReport::NotAvailable {
+                reason: "the engine is not running".into(),
+            },
+        })
+    }
+
+    async fn held_instances(&self) -> Result<Vec<InstanceId>, ClusterError> {
+        Ok(self.state.lock().instances.keys().copied().collect())
     }
 }

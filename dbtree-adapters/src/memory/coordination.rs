@@ -66,6 +66,16 @@ impl QuizLock for MemoryQuizLock {
             _ => Ok(false),
         }
     }
+
+    async fn holder(&self, user: UserId) -> Result<Option<AttemptId>, BackendError> {
+        let now = self.clock.now();
+        Ok(self
+            .held
+            .lock()
+            .get(&user)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(holder, _)| *holder))
+    }
 }
 
 /// Sliding-window rate limits, in memory.

@@ -92,6 +92,7 @@ pub(super) struct State {
     ports: BTreeMap<u16, InstanceId>,
     port_of: HashMap<InstanceId, u16>,
     inquiries: Vec<(UserId, SupportInquiry, DateTime<Utc>)>,
+    low_balance_warned: BTreeMap<UserId, DateTime<Utc>>,
 }
 
 impl State {

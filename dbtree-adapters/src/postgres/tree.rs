@@ -328,7 +328,8 @@ impl TreeStore for PgStore {
         let sql = format!(
             "UPDATE quiz_attempts SET answer_option = $2, answer_correct = $3, answer_on_time = $4,
                  answered_at = $5, challenge = $6, harvest = $7
-             WHERE id = $1 AND answered_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+             WHERE id = $1 AND answered_at IS NULL AND harvest->>'state' = 'awaiting_answer'
+             RETURNING {ATTEMPT_COLUMNS}"
         );
         let row: Option<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id.as_uuid())
@@ -348,6 +349,21 @@ impl TreeStore for PgStore {
             Some(stored) => Err(RecordAnswerError::AlreadyAnswered(Box::new(stored))),
             None => Err(RecordAnswerError::UnknownAttempt),
         }
+    }
+
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError> {
+        sqlx::query(
+            "UPDATE quiz_attempts SET harvest = $2
+             WHERE id = $1 AND answered_at IS NULL AND harvest->>'state' = 'awaiting_answer'",
+        )
+        .bind(id.as_uuid())
+        .bind(Json(HarvestState::Abandoned))
+        .execute(&self.pool)
+        .await
+        .map_err(db("abandon an attempt"))?;
+        self.attempt(id)
+            .await?
+            .ok_or_else(|| BackendError::new("unknown attempt"))
     }
 
     async fn settle_attempt(

@@ -213,6 +213,47 @@ impl UserStore for SqliteStore {
             .map_err(db("count users"))?;
         sql::u64_of("user count", n)
     }
+
+    async fn mark_low_balance_warned(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        let done = sqlx::query(
+            "INSERT INTO low_balance_warnings (user_id, warned_at)
+             SELECT id, ?2 FROM users WHERE id = ?1 AND deleted_at IS NULL
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(id.as_uuid().hyphenated())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db("mark a low-balance warning"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn clear_low_balance_warning(&self, id: UserId) -> Result<bool, BackendError> {
+        let done = sqlx::query("DELETE FROM low_balance_warnings WHERE user_id = ?1")
+            .bind(id.as_uuid().hyphenated())
+            .execute(&self.pool)
+            .await
+            .map_err(db("clear a low-balance warning"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn low_balance_warned(&self) -> Result<Vec<UserId>, BackendError> {
+        let rows: Vec<(Hyphenated,)> = sqlx::query_as(
+            "SELECT w.user_id FROM low_balance_warnings w
+             JOIN users u ON u.id = w.user_id WHERE u.deleted_at IS NULL ORDER BY w.user_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list low-balance warnings"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id,)| UserId::from_uuid(id.into_uuid()))
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -221,7 +221,9 @@ impl TreeStore for SqliteStore {
         let sql = format!(
             "UPDATE quiz_attempts SET answer_option = ?2, answer_correct = ?3,
                  answer_on_time = ?4, answered_at = ?5, challenge = ?6, harvest = ?7
-             WHERE id = ?1 AND answered_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+             WHERE id = ?1 AND answered_at IS NULL
+                 AND json_extract(harvest, '$.state') = 'awaiting_answer'
+             RETURNING {ATTEMPT_COLUMNS}"
         );
         let row: Option<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(id.as_uuid().hyphenated())
@@ -241,6 +243,22 @@ impl TreeStore for SqliteStore {
             Some(stored) => Err(RecordAnswerError::AlreadyAnswered(Box::new(stored))),
             None => Err(RecordAnswerError::UnknownAttempt),
         }
+    }
+
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError> {
+        sqlx::query(
+            "UPDATE quiz_attempts SET harvest = ?2
+             WHERE id = ?1 AND answered_at IS NULL
+                 AND json_extract(harvest, '$.state') = 'awaiting_answer'",
+        )
+        .bind(id.as_uuid().hyphenated())
+        .bind(Json(HarvestState::Abandoned))
+        .execute(&self.pool)
+        .await
+        .map_err(db("abandon an attempt"))?;
+        self.attempt(id)
+            .await?
+            .ok_or_else(|| BackendError::new("unknown attempt"))
     }
 
     async fn settle_attempt(

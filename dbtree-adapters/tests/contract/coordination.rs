@@ -45,6 +45,25 @@ pub(crate) async fn the_lock_is_exclusive_and_released_only_by_its_holder(env: &
     );
 }
 
+pub(crate) async fn the_holder_is_known_while_the_lock_lives(env: &CoordinationEnv) {
+    let (user, a1) = ids(20);
+    let (_, a2) = ids(21);
+    assert_eq!(env.lock.holder(user).await.unwrap(), None);
+    env.lock
+        .acquire(user, a1, TimeDelta::milliseconds(300))
+        .await
+        .unwrap();
+    assert_eq!(env.lock.holder(user).await.unwrap(), Some(a1));
+    assert!(env.lock.release(user, a1).await.unwrap());
+    assert_eq!(env.lock.holder(user).await.unwrap(), None, "released");
+    env.lock
+        .acquire(user, a2, TimeDelta::milliseconds(300))
+        .await
+        .unwrap();
+    env.wait(TimeDelta::milliseconds(350)).await;
+    assert_eq!(env.lock.holder(user).await.unwrap(), None, "expired");
+}
+
 pub(crate) async fn the_lock_expires_after_its_lifetime(env: &CoordinationEnv) {
     let (user, a1) = ids(10);
     let (_, a2) = ids(11);

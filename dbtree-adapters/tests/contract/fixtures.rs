@@ -67,6 +67,8 @@ pub(crate) fn challenge() -> ClickChallenge {
         fy: 2,
         phase: 0.25,
         radius: 0.08,
+        hit_tolerance: 1.1,
+        lag_allowance_ms: 120,
     }
 }
 

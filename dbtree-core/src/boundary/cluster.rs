@@ -61,6 +61,31 @@ pub struct ClusterEvent {
     pub observation: Observation,
 }
 
+/// What an instance's engine reports about its own use. Each figure is `None` when the engine
+/// (or the driver) does not report it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineUsage {
+    /// Memory the engine uses, bytes.
+    pub memory_used_bytes: Option<u64>,
+    /// Disk its data uses, bytes.
+    pub disk_used_bytes: Option<u64>,
+    /// Client connections open now.
+    pub connections: Option<u32>,
+}
+
+/// The answer to a usage question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsageReport {
+    /// The engine answered.
+    Measured(EngineUsage),
+    /// The cluster cannot tell (the engine does not run, or the driver has no way to ask):
+    /// why, in words fit for the user.
+    NotAvailable {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// A stream of cluster events.
 pub type EventStream = Pin<Box<dyn Stream<Item = ClusterEvent> + Send + 'static>>;
 
@@ -73,6 +98,11 @@ pub enum ClusterErrorKind {
     Permanent,
     /// The instance is unknown to the cluster.
     NotFound,
+    /// The instance's NodePort is taken on the host by something that is not this instance
+    /// (another program listens there). From `provision`: the cluster holds nothing of the
+    /// instance, and the same request with another port may succeed. From `set_run_state`
+    /// (running): the instance is kept, but its engine cannot start until the port is free.
+    PortBusy,
 }
 
 /// A cluster call failed.
@@ -109,6 +139,30 @@ impl ClusterError {
             message: message.into(),
         }
     }
+
+    /// The instance's NodePort is taken on the host by something else.
+    pub fn port_busy(message: impl Into<String>) -> Self {
+        Self {
+            kind: ClusterErrorKind::PortBusy,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether a cluster can run an engine, and with which server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineSupport {
+    /// Instances of the engine can be created.
+    Available {
+        /// The server software that runs them, for people ("PostgreSQL 15", "MongoDB-compatible:
+        /// FerretDB 1.24"), if the cluster knows.
+        server: Option<String>,
+    },
+    /// This cluster cannot run the engine (a missing binary), and why.
+    Unavailable {
+        /// Why, fit to show a user.
+        reason: String,
+    },
 }
 
 /// Runs instances.
@@ -126,7 +180,9 @@ pub trait Cluster: Send + Sync {
     /// Sets the run state (scale to one or to zero, keeping data). Idempotent.
     ///
     /// # Errors
-    /// [`ClusterError`].
+    /// [`ClusterError`]; a cluster whose instances listen on host ports MUST answer
+    /// [`ClusterErrorKind::PortBusy`] when another program holds the port of an instance asked
+    /// to run.
     async fn set_run_state(
         &self,
         instance: InstanceId,
@@ -152,4 +208,36 @@ pub trait Cluster: Send + Sync {
 
     /// Observations of every instance, as they happen. Each call returns a new stream.
     fn events(&self) -> EventStream;
+
+    /// What the instance's engine itself reports about its use (memory, disk, connections).
+    /// MUST NOT invent figures: a driver that cannot ask answers
+    /// [`UsageReport::NotAvailable`] with the reason. MUST NOT block for long (a few seconds at
+    /// most).
+    ///
+    /// # Errors
+    /// [`ClusterError`] ([`ClusterErrorKind::NotFound`] for an unknown instance).
+    async fn usage(&self, instance: InstanceId) -> Result<UsageReport, ClusterError>;
+    /// Whether this cluster can run `engine`. MUST NOT block. The default: every engine, server
+    /// unknown.
+    fn engine_support(&self, engine: Engine) -> EngineSupport {
+        let _ = engine;
+        EngineSupport::Available { server: None }
+    }
+
+    /// The server software that runs an instance, for people ("MongoDB-compatible: FerretDB
+    /// 1.24"), if the cluster knows. The default: unknown.
+    async fn instance_server(&self, instance: InstanceId) -> Option<String> {
+        let _ = instance;
+        None
+    }
+
+    /// Every instance the cluster holds anything of (processes, files), so that dbtree can remove
+    /// those it no longer owns (its record is in `error`, deleted or unknown). A cluster that
+    /// cannot list returns an empty list (the default).
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn held_instances(&self) -> Result<Vec<InstanceId>, ClusterError> {
+        Ok(Vec::new())
+    }
 }

@@ -36,4 +36,10 @@ pub trait QuizLock: Send + Sync {
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.
     async fn release(&self, user: UserId, holder: AttemptId) -> Result<bool, BackendError>;
+
+    /// The attempt holding the user's lock, if a live (unexpired) lock exists.
+    ///
+    /// # Errors
+    /// [`BackendError`] only for infrastructure failures.
+    async fn holder(&self, user: UserId) -> Result<Option<AttemptId>, BackendError>;
 }

@@ -112,8 +112,9 @@ pub trait TreeStore: Send + Sync {
     /// [`BackendError`] only for infrastructure failures.
     async fn attempt(&self, id: AttemptId) -> Result<Option<Attempt>, BackendError>;
 
-    /// Records the answer of an unanswered attempt, atomically: the first answer wins, and the
-    /// harvest state becomes `Open` if the answer opens a window, else `NotEligible`.
+    /// Records the answer of an unanswered attempt, atomically: the first answer wins (an
+    /// abandoned attempt counts as answered), and the harvest state becomes `Open` if the answer
+    /// opens a window, else `NotEligible`.
     ///
     /// # Errors
     /// [`RecordAnswerError::AlreadyAnswered`] with the stored attempt,
@@ -123,6 +124,16 @@ pub trait TreeStore: Send + Sync {
         id: AttemptId,
         answer: &AnswerRecord,
     ) -> Result<Attempt, RecordAnswerError>;
+
+    /// Marks an unanswered attempt as abandoned (harvest state `Abandoned`), atomically with
+    /// respect to [`TreeStore::record_answer`]: whichever comes first wins, so an abandoned
+    /// attempt can never be answered and an answered one is never abandoned. An attempt that is
+    /// answered or abandoned already MUST stay as it is. Returns the attempt as stored
+    /// afterwards.
+    ///
+    /// # Errors
+    /// [`BackendError`] for infrastructure failures or an unknown attempt.
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError>;
 
     /// Settles an `Open` attempt as missed or too late. If the attempt is no longer `Open`, MUST
     /// change nothing. Returns the attempt as stored afterwards.

@@ -95,4 +95,27 @@ pub trait UserStore: Send + Sync {
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.
     async fn count_live_users(&self) -> Result<u64, BackendError>;
+
+    /// Marks that the account was warned of a low balance, unless it already was (one atomic
+    /// set-if-unset, so several replicas send one warning). Returns whether this call marked it.
+    ///
+    /// # Errors
+    /// [`BackendError`] only for infrastructure failures.
+    async fn mark_low_balance_warned(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BackendError>;
+
+    /// Forgets the low-balance warning (the episode is over). Returns whether one was set.
+    ///
+    /// # Errors
+    /// [`BackendError`] only for infrastructure failures.
+    async fn clear_low_balance_warning(&self, id: UserId) -> Result<bool, BackendError>;
+
+    /// The live accounts currently marked as warned of a low balance.
+    ///
+    /// # Errors
+    /// [`BackendError`] only for infrastructure failures.
+    async fn low_balance_warned(&self) -> Result<Vec<UserId>, BackendError>;
 }

@@ -4,6 +4,8 @@ use std::f64::consts::TAU;
 
 use serde::{Deserialize, Serialize};
 
+use crate::quiz::Difficulty;
+
 /// The fixed shape of every challenge.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChallengeShape {
@@ -13,6 +15,11 @@ pub struct ChallengeShape {
     pub period_ms: u32,
     /// Radius of the circle, as a fraction of the play area (default 0.08).
     pub radius: f64,
+    /// Clicks within `hit_tolerance × radius` of the centre hit (default 1.1).
+    pub hit_tolerance: f64,
+    /// How far before the click's own offset the circle may have been where the player clicked:
+    /// display and input lag, ms (default 120).
+    pub lag_allowance_ms: u32,
 }
 
 impl Default for ChallengeShape {
@@ -21,7 +28,63 @@ impl Default for ChallengeShape {
             window_ms: 5000,
             period_ms: 3000,
             radius: 0.08,
+            hit_tolerance: DEFAULT_HIT_TOLERANCE,
+            lag_allowance_ms: DEFAULT_LAG_ALLOWANCE_MS,
         }
+    }
+}
+
+const DEFAULT_HIT_TOLERANCE: f64 = 1.1;
+const DEFAULT_LAG_ALLOWANCE_MS: u32 = 120;
+
+fn default_hit_tolerance() -> f64 {
+    DEFAULT_HIT_TOLERANCE
+}
+
+fn default_lag_allowance_ms() -> u32 {
+    DEFAULT_LAG_ALLOWANCE_MS
+}
+
+/// The circle's speed: its frequencies, tied to the quiz's difficulty so that every round of
+/// one difficulty is equally hard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircleSpeed {
+    /// `fx = fy = 1` (easy quizzes).
+    Slow,
+    /// `{fx, fy}` = `{1, 2}` (normal quizzes).
+    Medium,
+    /// `{fx, fy}` = `{2, 3}` (hard quizzes).
+    Fast,
+}
+
+impl CircleSpeed {
+    /// The speed of a quiz's round.
+    pub const fn for_difficulty(difficulty: Difficulty) -> CircleSpeed {
+        match difficulty {
+            Difficulty::Easy => CircleSpeed::Slow,
+            Difficulty::Normal => CircleSpeed::Medium,
+            Difficulty::Hard => CircleSpeed::Fast,
+        }
+    }
+
+    /// The stable lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CircleSpeed::Slow => "slow",
+            CircleSpeed::Medium => "medium",
+            CircleSpeed::Fast => "fast",
+        }
+    }
+
+    /// The two frequencies of this speed; `swap` picks which axis gets the higher one.
+    const fn frequencies(self, swap: bool) -> (u8, u8) {
+        let (low, high) = match self {
+            CircleSpeed::Slow => (1, 1),
+            CircleSpeed::Medium => (1, 2),
+            CircleSpeed::Fast => (2, 3),
+        };
+        if swap { (high, low) } else { (low, high) }
     }
 }
 
@@ -30,6 +93,8 @@ impl Default for ChallengeShape {
 /// At offset `t` ms after the challenge is shown, the circle's centre, in fractions of a square
 /// play area, is
 /// `x = 0.5 + 0.4·sin(2π·fx·t/periodMs + phase)`, `y = 0.5 + 0.4·sin(2π·fy·t/periodMs)`.
+/// A click at offset `c` counts when it lies within `hitTolerance × radius` of the centre at
+/// some whole millisecond `t` in `[c − lagAllowanceMs, c]` (see [`ClickChallenge::judge`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClickChallenge {
@@ -45,6 +110,12 @@ pub struct ClickChallenge {
     pub phase: f64,
     /// Circle radius, play-area fraction.
     pub radius: f64,
+    /// Clicks within `hit_tolerance × radius` of the centre hit.
+    #[serde(default = "default_hit_tolerance")]
+    pub hit_tolerance: f64,
+    /// Display and input lag allowed, ms.
+    #[serde(default = "default_lag_allowance_ms")]
+    pub lag_allowance_ms: u32,
 }
 
 /// A player's click: when (ms after the challenge was shown) and where (play-area fractions).
@@ -79,7 +150,7 @@ pub enum ClickRefusal {
     /// The click was not on the circle.
     #[error("the click missed the circle by {distance:.3} (needed ≤ {allowed:.3})")]
     Missed {
-        /// Distance from the centre.
+        /// Smallest distance from the centre over the lag allowance.
         distance: f64,
         /// Largest distance that hits.
         allowed: f64,
@@ -92,10 +163,15 @@ fn below(draw: u32, n: u32) -> u32 {
 }
 
 impl ClickChallenge {
-    /// Draws frequencies and phase from a source of uniformly random `u32`s.
-    pub fn generate(mut next_u32: impl FnMut() -> u32, shape: &ChallengeShape) -> ClickChallenge {
-        let fx = 1 + below(next_u32(), 3) as u8;
-        let fy = 1 + below(next_u32(), 3) as u8;
+    /// Draws the phase (and which axis is faster) from a source of uniformly random `u32`s; the
+    /// frequencies follow `speed`.
+    pub fn generate(
+        mut next_u32: impl FnMut() -> u32,
+        shape: &ChallengeShape,
+        speed: CircleSpeed,
+    ) -> ClickChallenge {
+        let swap = below(next_u32(), 2) == 1;
+        let (fx, fy) = speed.frequencies(swap);
         let phase = f64::from(next_u32()) / (f64::from(u32::MAX) + 1.0) * TAU;
         ClickChallenge {
             window_ms: shape.window_ms,
@@ -104,6 +180,8 @@ impl ClickChallenge {
             fy,
             phase,
             radius: shape.radius,
+            hit_tolerance: shape.hit_tolerance,
+            lag_allowance_ms: shape.lag_allowance_ms,
         }
     }
 
@@ -115,13 +193,33 @@ impl ClickChallenge {
         (x, y)
     }
 
-    /// Judges a click: inside the play area, within the window, and within `tolerance × radius`
-    /// of the centre at the click's offset.
+    /// The largest distance from the centre that hits: `hit_tolerance × radius`.
+    pub fn allowed_distance(&self) -> f64 {
+        self.hit_tolerance * self.radius
+    }
+
+    /// The smallest distance between `(x, y)` and the circle's centre over the whole
+    /// milliseconds `t` in `[offset − lag_allowance_ms, offset]` (never before 0).
+    pub fn closest_distance(&self, offset_ms: i64, x: f64, y: f64) -> f64 {
+        let first = offset_ms
+            .saturating_sub(i64::from(self.lag_allowance_ms))
+            .max(0);
+        (first..=offset_ms.max(first))
+            .map(|t| {
+                let (cx, cy) = self.centre_at(t as f64);
+                (x - cx).hypot(y - cy)
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Judges a click: inside the play area, within the window, and within
+    /// `hit_tolerance × radius` of the centre at some whole millisecond in
+    /// `[offset − lag_allowance_ms, offset]` (the display and input lag a player cannot avoid).
     ///
     /// # Errors
     /// In order: [`ClickRefusal::OutsidePlayArea`], [`ClickRefusal::NegativeOffset`],
     /// [`ClickRefusal::AfterWindow`], [`ClickRefusal::Missed`].
-    pub fn judge(&self, click: &Click, tolerance: f64) -> Result<(), ClickRefusal> {
+    pub fn judge(&self, click: &Click) -> Result<(), ClickRefusal> {
         let in_area = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
         if !in_area(click.x) || !in_area(click.y) {
             return Err(ClickRefusal::OutsidePlayArea);
@@ -135,9 +233,8 @@ impl ClickChallenge {
                 window_ms: self.window_ms,
             });
         }
-        let (cx, cy) = self.centre_at(click.click_offset_ms as f64);
-        let distance = (click.x - cx).hypot(click.y - cy);
-        let allowed = tolerance * self.radius;
+        let distance = self.closest_distance(click.click_offset_ms, click.x, click.y);
+        let allowed = self.allowed_distance();
         if distance <= allowed {
             Ok(())
         } else {
@@ -150,18 +247,20 @@ impl ClickChallenge {
 mod tests {
     use super::*;
 
-    fn challenge() -> ClickChallenge {
+    fn challenge(fx: u8, fy: u8) -> ClickChallenge {
         ClickChallenge {
             window_ms: 5000,
             period_ms: 3000,
-            fx: 2,
-            fy: 3,
+            fx,
+            fy,
             phase: 1.0,
             radius: 0.08,
+            hit_tolerance: 1.1,
+            lag_allowance_ms: 120,
         }
     }
 
-    fn click(t: i64, x: f64, y: f64) -> Click {
+    fn click(t: i64, (x, y): (f64, f64)) -> Click {
         Click {
             click_offset_ms: t,
             x,
@@ -171,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_path_matches_the_published_formula() {
-        let c = challenge();
+        let c = challenge(2, 3);
         assert_eq!(c.centre_at(0.0), (0.5 + 0.4 * 1.0f64.sin(), 0.5));
         let (x, y) = c.centre_at(750.0);
         assert!((x - (0.5 + 0.4 * (2.0 * TAU * 0.25 + 1.0).sin())).abs() < 1e-12);
@@ -184,36 +283,28 @@ mod tests {
 
     #[test]
     fn clicks_are_judged_in_order() {
-        let c = challenge();
+        let c = challenge(2, 3);
         let (x, y) = c.centre_at(1234.0);
-        assert_eq!(c.judge(&click(1234, x, y), 1.1), Ok(()));
-        // 1.1 × radius is the edge
-        let edge = 0.08 * 1.1 - 1e-9;
-        let inside = click(1234, (x + edge).min(1.0), y);
-        if x + edge <= 1.0 {
-            assert_eq!(c.judge(&inside, 1.1), Ok(()));
-        }
+        assert_eq!(c.judge(&click(1234, (x, y))), Ok(()));
         assert!(matches!(
-            c.judge(&click(1234, x, (y + 0.2).min(1.0)), 1.1),
-            Err(ClickRefusal::Missed { .. })
+            c.judge(&click(1234, (x, (y + 0.3).min(1.0)))),
+            Err(ClickRefusal::Missed { .. }) | Ok(())
         ));
         assert_eq!(
-            c.judge(&click(1234, f64::NAN, y), 1.1),
+            c.judge(&click(1234, (f64::NAN, y))),
             Err(ClickRefusal::OutsidePlayArea)
         );
         assert_eq!(
-            c.judge(&click(1234, 1.5, y), 1.1),
+            c.judge(&click(1234, (1.5, y))),
             Err(ClickRefusal::OutsidePlayArea)
         );
         assert_eq!(
-            c.judge(&click(-1, x, y), 1.1),
+            c.judge(&click(-1, (x, y))),
             Err(ClickRefusal::NegativeOffset)
         );
-        let (x5, y5) = c.centre_at(5000.0);
-        assert_eq!(c.judge(&click(5000, x5, y5), 1.1), Ok(()));
-        let (x6, y6) = c.centre_at(5001.0);
+        assert_eq!(c.judge(&click(5000, c.centre_at(5000.0))), Ok(()));
         assert_eq!(
-            c.judge(&click(5001, x6, y6), 1.1),
+            c.judge(&click(5001, c.centre_at(5001.0))),
             Err(ClickRefusal::AfterWindow {
                 offset_ms: 5001,
                 window_ms: 5000
@@ -221,16 +312,104 @@ mod tests {
         );
     }
 
+    /// Where the circle was `lag` ms before the click, on the fastest path, in a table:
+    /// inside the allowance it hits, beyond it (far enough to be off the circle) it misses.
     #[test]
-    fn generated_parameters_stay_in_range() {
-        for draw in [0u32, 1, u32::MAX / 3, u32::MAX / 2, u32::MAX - 1, u32::MAX] {
-            let c = ClickChallenge::generate(|| draw, &ChallengeShape::default());
-            assert!((1..=3).contains(&c.fx) && (1..=3).contains(&c.fy));
-            assert!((0.0..TAU).contains(&c.phase), "{}", c.phase);
-            assert_eq!((c.window_ms, c.period_ms, c.radius), (5000, 3000, 0.08));
+    fn lag_within_the_allowance_hits_on_every_speed() {
+        for (fx, fy) in [(1, 1), (1, 2), (2, 1), (2, 3), (3, 2)] {
+            let c = challenge(fx, fy);
+            for t in [0i64, 90, 100, 119, 120, 1000, 2345, 4999, 5000] {
+                for lag in [0i64, 1, 50, 100, 119, 120] {
+                    let at = (t - lag).max(0);
+                    assert_eq!(
+                        c.judge(&click(t, c.centre_at(at as f64))),
+                        Ok(()),
+                        "fx {fx} fy {fy} click at {t} where the circle was at {at}"
+                    );
+                }
+            }
         }
-        let mut seq = [0u32, u32::MAX, 0].into_iter();
-        let c = ClickChallenge::generate(|| seq.next().unwrap_or(0), &ChallengeShape::default());
-        assert_eq!((c.fx, c.fy), (1, 3));
+        // 100 ms late on the fastest path is far off the circle's current place, yet it counts
+        let fast = challenge(3, 2);
+        let (t, lag) = (2000, 100);
+        let then = fast.centre_at((t - lag) as f64);
+        let now = fast.centre_at(t as f64);
+        let apart = (then.0 - now.0).hypot(then.1 - now.1);
+        assert!(
+            apart > fast.allowed_distance(),
+            "the test point is really late: {apart}"
+        );
+        assert_eq!(fast.judge(&click(t, then)), Ok(()));
+        // 300 ms late is not lag any more
+        let stale = fast.centre_at((t - 300) as f64);
+        assert!(matches!(
+            fast.judge(&click(t, stale)),
+            Err(ClickRefusal::Missed { .. })
+        ));
+        // the allowance is the challenge's own: without it the late click misses
+        let strict = ClickChallenge {
+            lag_allowance_ms: 0,
+            ..fast
+        };
+        assert!(matches!(
+            strict.judge(&click(t, then)),
+            Err(ClickRefusal::Missed { .. })
+        ));
+    }
+
+    #[test]
+    fn the_tolerance_is_the_edge() {
+        let c = ClickChallenge {
+            lag_allowance_ms: 0,
+            ..challenge(1, 1)
+        };
+        let (x, y) = c.centre_at(1000.0);
+        let edge = c.allowed_distance();
+        let dir = if x > 0.5 { -1.0 } else { 1.0 };
+        assert_eq!(c.judge(&click(1000, (x + dir * (edge - 1e-9), y))), Ok(()));
+        assert!(matches!(
+            c.judge(&click(1000, (x + dir * (edge + 1e-6), y))),
+            Err(ClickRefusal::Missed { .. })
+        ));
+    }
+
+    #[test]
+    fn frequencies_follow_the_difficulty() {
+        let table = [
+            (Difficulty::Easy, [(1, 1)].as_slice()),
+            (Difficulty::Normal, [(1, 2), (2, 1)].as_slice()),
+            (Difficulty::Hard, [(2, 3), (3, 2)].as_slice()),
+        ];
+        for (difficulty, allowed) in table {
+            let speed = CircleSpeed::for_difficulty(difficulty);
+            let mut seen = Vec::new();
+            for draw in [0u32, 1, u32::MAX / 2, u32::MAX / 2 + 1, u32::MAX] {
+                let c = ClickChallenge::generate(|| draw, &ChallengeShape::default(), speed);
+                assert!(allowed.contains(&(c.fx, c.fy)), "{difficulty}: {c:?}");
+                assert!((0.0..TAU).contains(&c.phase), "{}", c.phase);
+                assert_eq!(
+                    (
+                        c.window_ms,
+                        c.period_ms,
+                        c.radius,
+                        c.hit_tolerance,
+                        c.lag_allowance_ms
+                    ),
+                    (5000, 3000, 0.08, 1.1, 120)
+                );
+                seen.push((c.fx, c.fy));
+            }
+            for pair in allowed {
+                assert!(seen.contains(pair), "{difficulty} can draw {pair:?}");
+            }
+        }
+        assert_eq!(CircleSpeed::Fast.as_str(), "fast");
+    }
+
+    #[test]
+    fn challenges_stored_before_the_allowance_read_with_the_defaults() {
+        let old = r#"{"windowMs":5000,"periodMs":3000,"fx":3,"fy":1,"phase":0.5,"radius":0.08}"#;
+        let c: ClickChallenge = serde_json::from_str(old).unwrap();
+        assert_eq!((c.hit_tolerance, c.lag_allowance_ms), (1.1, 120));
     }
 }

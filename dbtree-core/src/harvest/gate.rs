@@ -81,7 +81,14 @@ pub fn check_harvest_request(
         HarvestState::Won(receipt) => return Ok(HarvestGate::Replay(*receipt)),
         HarvestState::Lost => return Err(HarvestRefusal::AlreadyHarvested),
         HarvestState::Missed { distance } => {
-            let allowed = policy.click_tolerance * policy.challenge.radius;
+            let allowed = attempt
+                .answer
+                .as_ref()
+                .and_then(|a| a.challenge)
+                .map_or_else(
+                    || policy.challenge.hit_tolerance * policy.challenge.radius,
+                    |c| c.allowed_distance(),
+                );
             return Err(ClickRefusal::Missed {
                 distance: *distance,
                 allowed,
@@ -93,7 +100,7 @@ pub fn check_harvest_request(
                 elapsed_ms: *elapsed_ms,
             });
         }
-        HarvestState::AwaitingAnswer | HarvestState::NotEligible => {
+        HarvestState::AwaitingAnswer | HarvestState::NotEligible | HarvestState::Abandoned => {
             return Err(HarvestRefusal::NotEligible);
         }
         HarvestState::Open => {}
@@ -110,7 +117,7 @@ pub fn check_harvest_request(
     if elapsed_ms > policy.window.num_milliseconds() {
         return Err(HarvestRefusal::WindowClosed { elapsed_ms });
     }
-    challenge.judge(click, policy.click_tolerance)?;
+    challenge.judge(click)?;
     Ok(HarvestGate::Claim)
 }
 
@@ -137,6 +144,8 @@ mod tests {
             fy: 2,
             phase: 0.5,
             radius: 0.08,
+            hit_tolerance: 1.1,
+            lag_allowance_ms: 120,
         }
     }
 

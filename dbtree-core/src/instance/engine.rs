@@ -44,22 +44,31 @@ impl Engine {
         }
     }
 
-    /// The user name a client signs in with.
+    /// The user name a client signs in with: a tenant user that owns the instance's database
+    /// and nothing else (never the engine's built-in administrator, never Redis's `default`).
     pub const fn username(self) -> &'static str {
         match self {
-            Engine::Postgresql | Engine::Mongodb => "dbtree",
-            Engine::Redis => "default",
+            Engine::Postgresql | Engine::Mongodb | Engine::Redis => "dbtree",
         }
+    }
+
+    /// The database the tenant owns (PostgreSQL and MongoDB; Redis has numbered databases).
+    pub const fn database(self) -> &'static str {
+        "dbtree"
     }
 
     /// A connection URI; `password` is inserted verbatim (dbtree's passwords are alphanumeric).
     pub fn connection_uri(self, host: &str, port: u16, password: &str) -> String {
         let user = self.username();
         match self {
-            Engine::Postgresql => format!("postgresql://{user}:{password}@{host}:{port}/postgres"),
+            Engine::Postgresql => {
+                let db = self.database();
+                format!("postgresql://{user}:{password}@{host}:{port}/{db}")
+            }
             Engine::Redis => format!("redis://{user}:{password}@{host}:{port}/0"),
             Engine::Mongodb => {
-                format!("mongodb://{user}:{password}@{host}:{port}/?authSource=admin")
+                let db = self.database();
+                format!("mongodb://{user}:{password}@{host}:{port}/{db}?authSource=admin")
             }
         }
     }
@@ -67,6 +76,30 @@ impl Engine {
     /// The connection URI with a `{password}` placeholder, safe to show at any time.
     pub fn uri_template(self, host: &str, port: u16) -> String {
         self.connection_uri(host, port, "{password}")
+    }
+
+    /// The engine's own command-line client.
+    pub const fn cli_tool(self) -> &'static str {
+        match self {
+            Engine::Postgresql => "psql",
+            Engine::Redis => "redis-cli",
+            Engine::Mongodb => "mongosh",
+        }
+    }
+
+    /// A command that opens the engine's command-line client on the instance and asks for the
+    /// password at its prompt, so it can be copied and run as it is (it holds no placeholder).
+    pub fn cli_command(self, host: &str, port: u16) -> String {
+        let user = self.username();
+        match self {
+            Engine::Postgresql => {
+                format!("psql \"host={host} port={port} user={user} dbname=postgres\"")
+            }
+            Engine::Redis => format!("redis-cli -h {host} -p {port} --user {user} --askpass"),
+            Engine::Mongodb => {
+                format!("mongosh \"mongodb://{host}:{port}/?authSource=admin\" --username {user}")
+            }
+        }
     }
 }
 
@@ -94,18 +127,40 @@ mod tests {
     fn uris_per_engine() {
         assert_eq!(
             Engine::Postgresql.uri_template("db.example.org", 30001),
-            "postgresql://dbtree:{password}@db.example.org:30001/postgres"
+            "postgresql://dbtree:{password}@db.example.org:30001/dbtree"
         );
         assert_eq!(
             Engine::Redis.connection_uri("h", 30002, "pw"),
-            "redis://default:pw@h:30002/0"
+            "redis://dbtree:pw@h:30002/0"
         );
         assert!(
             Engine::Mongodb
                 .uri_template("h", 1)
-                .ends_with("/?authSource=admin")
+                .ends_with("/dbtree?authSource=admin")
         );
         assert_eq!("redis".parse::<Engine>(), Ok(Engine::Redis));
+        let table = [
+            (
+                Engine::Postgresql,
+                "psql \"host=h port=30001 user=dbtree dbname=postgres\"",
+            ),
+            (
+                Engine::Redis,
+                "redis-cli -h h -p 30001 --user default --askpass",
+            ),
+            (
+                Engine::Mongodb,
+                "mongosh \"mongodb://h:30001/?authSource=admin\" --username dbtree",
+            ),
+        ];
+        for (engine, command) in table {
+            assert_eq!(engine.cli_command("h", 30001), command);
+            assert!(command.starts_with(engine.cli_tool()));
+            assert!(
+                !command.contains('{'),
+                "no placeholder to fill in: {command}"
+            );
+        }
         assert!("mysql".parse::<Engine>().is_err());
     }
 }

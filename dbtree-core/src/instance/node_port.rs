@@ -1,8 +1,9 @@
 //! NodePorts: the range, the reserved ports, and lowest-free allocation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A TCP port on the node through which an instance is reached.
@@ -121,9 +122,63 @@ impl NodePortPolicy {
     }
 }
 
+/// Ports found taken on the host by something that is not an instance (another program
+/// listens there): held aside until a moment, so the allocator skips them, then tried again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BusyPorts {
+    until: BTreeMap<u16, DateTime<Utc>>,
+}
+
+impl BusyPorts {
+    /// Holds `port` aside until `until` (a later hold of the same port extends it).
+    pub fn hold(&mut self, port: NodePort, until: DateTime<Utc>) {
+        let entry = self.until.entry(port.get()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// The ports held aside at `now`; holds that have ended are forgotten.
+    pub fn held(&mut self, now: DateTime<Utc>) -> BTreeSet<u16> {
+        self.until.retain(|_, until| *until > now);
+        self.until.keys().copied().collect()
+    }
+
+    /// `policy` with the ports held aside at `now` added to its reserved ports.
+    pub fn policy_without_held(
+        &mut self,
+        policy: &NodePortPolicy,
+        now: DateTime<Utc>,
+    ) -> NodePortPolicy {
+        let mut policy = policy.clone();
+        policy.reserved.extend(self.held(now));
+        policy
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_ports_are_skipped_until_their_hold_ends() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let minutes = chrono::TimeDelta::minutes;
+        let mut busy = BusyPorts::default();
+        busy.hold(NodePort(30000), t0 + minutes(10));
+        busy.hold(NodePort(30000), t0 + minutes(5));
+        let p = busy.policy_without_held(&NodePortPolicy::default(), t0);
+        assert_eq!(p.lowest_free(&BTreeSet::new()), Ok(NodePort(30001)));
+        assert!(
+            p.reserved.contains(&30080),
+            "the configured ports stay reserved"
+        );
+        assert_eq!(busy.held(t0 + minutes(9)), BTreeSet::from([30000]));
+        assert!(
+            busy.held(t0 + minutes(10)).is_empty(),
+            "retried once the hold ends"
+        );
+        let p = busy.policy_without_held(&NodePortPolicy::default(), t0 + minutes(10));
+        assert_eq!(p.lowest_free(&BTreeSet::new()), Ok(NodePort(30000)));
+    }
 
     #[test]
     fn range_and_reserved_edges() {

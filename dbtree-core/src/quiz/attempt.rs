@@ -94,6 +94,22 @@ impl Attempt {
     pub fn deadline(&self) -> DateTime<Utc> {
         deadline(self.started_at, self.time_limit)
     }
+
+    /// Whether the attempt still needs its user's one-quiz lock at `now`: it is unanswered,
+    /// not abandoned, and its deadline has not passed. An attempt that answered (on time or
+    /// late), gave up, or ran out of time releases the lock at once; the lock's expiry is only
+    /// the backstop.
+    pub fn holds_quiz_lock(&self, now: DateTime<Utc>) -> bool {
+        self.answer.is_none()
+            && self.harvest == HarvestState::AwaitingAnswer
+            && answered_on_time(self.started_at, self.time_limit, now)
+    }
+
+    /// Whether the attempt can still be answered or abandoned: nothing was answered and it was
+    /// not given up.
+    pub fn is_unanswered(&self) -> bool {
+        self.answer.is_none() && self.harvest == HarvestState::AwaitingAnswer
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +142,56 @@ mod tests {
             deadline(start, limit),
             start + TimeDelta::milliseconds(15_000)
         );
+    }
+
+    #[test]
+    fn an_attempt_holds_the_lock_only_while_it_can_be_answered_in_time() {
+        use crate::ids::{AttemptId, QuizId, UserId};
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let open = Attempt {
+            id: AttemptId::from_random_bytes([1; 16]),
+            user: UserId::from_random_bytes([2; 16]),
+            position: Position::new(3).unwrap(),
+            lemon_cycle: 0,
+            quiz: QuizId(1),
+            started_at: start,
+            time_limit: TimeDelta::seconds(10),
+            answer: None,
+            harvest: HarvestState::AwaitingAnswer,
+        };
+        let ms = TimeDelta::milliseconds;
+        let answered = Attempt {
+            answer: Some(AnswerRecord {
+                option: 1,
+                correct: false,
+                on_time: true,
+                at: start + ms(2000),
+                challenge: None,
+            }),
+            harvest: HarvestState::NotEligible,
+            ..open.clone()
+        };
+        let abandoned = Attempt {
+            harvest: HarvestState::Abandoned,
+            ..open.clone()
+        };
+        let table = [
+            (&open, ms(0), true),
+            (&open, ms(10_000), true),
+            (&open, ms(10_001), false),
+            (&answered, ms(2_500), false),
+            (&abandoned, ms(1), false),
+        ];
+        for (attempt, after, holds) in table {
+            assert_eq!(
+                attempt.holds_quiz_lock(start + after),
+                holds,
+                "{:?} at +{after}",
+                attempt.harvest
+            );
+        }
+        assert!(open.is_unanswered());
+        assert!(!answered.is_unanswered() && !abandoned.is_unanswered());
     }
 
     #[test]

@@ -67,4 +67,16 @@ mod tests {
         let questions: BTreeSet<_> = bank.iter().map(|q| q.question.as_str()).collect();
         assert_eq!(questions.len(), bank.len(), "duplicate questions");
     }
+
+    /// A fresh tree carries the first ten questions: it offers every difficulty (so every
+    /// circle speed) from the first minute.
+    #[test]
+    fn a_fresh_tree_offers_every_difficulty() {
+        let bank = shipped_bank().unwrap();
+        let first: BTreeSet<_> = bank.iter().take(10).map(|q| q.difficulty).collect();
+        assert_eq!(
+            first,
+            [Difficulty::Easy, Difficulty::Normal, Difficulty::Hard].into()
+        );
+    }
 }

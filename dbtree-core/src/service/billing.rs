@@ -1,14 +1,19 @@
 //! The hourly billing pass: charge, pause, resume, delete — once per instance and hour, from any
 //! number of replicas.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::instances::{delete_instance, push_run_state};
 use super::{Deps, InternalError};
-use crate::billing::{BillingDecision, BillingSnapshot, decide};
+use crate::billing::{
+    BillingDecision, BillingSnapshot, Burner, LowBalanceStep, Runway, decide, low_balance_step,
+    plan_runway,
+};
 use crate::boundary::{ChargeOutcome, ResumeOutcome, TransitionError};
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, UserId};
 use crate::instance::{Instance, InstanceEvent, InstanceStatus};
 use crate::lemons::Lemons;
-use crate::mail::{Envelope, Notification};
+use crate::mail::{Envelope, InstanceDeadline, Notification};
 
 /// Hourly billing.
 #[derive(Clone, Debug)]
@@ -29,6 +34,8 @@ pub struct BillingReport {
     pub resumed: u32,
     /// Instances deleted.
     pub deleted: u32,
+    /// Low-balance warnings sent (one per user and low-balance episode).
+    pub low_balance_warnings: u32,
     /// Instances left alone (already charged, in grace, or handled by another replica).
     pub skipped: u32,
     /// Notifications that could not be sent.
@@ -62,7 +69,7 @@ impl BillingService {
             .store
             .instances_in(&[InstanceStatus::Running, InstanceStatus::Paused])
             .await?;
-        for instance in instances {
+        for instance in in_billing_order(instances) {
             match self.bill(&instance, &mut report).await {
                 Ok(Step::Charged(l)) => {
                     report.charged += 1;
@@ -78,7 +85,84 @@ impl BillingService {
                 Err(e) => report.failures.push((instance.id, e.to_string())),
             }
         }
+        self.warn_low_balances(&mut report).await?;
         Ok(report)
+    }
+
+    /// How long `balance` keeps the owner's running instances going, with the planned pause of
+    /// each (in the order billing meets them).
+    ///
+    /// # Errors
+    /// [`InternalError`].
+    pub async fn runway(&self, owner: UserId, balance: Lemons) -> Result<Runway, InternalError> {
+        let mut mine = self.deps.store.instances_of(owner).await?;
+        mine.retain(|i| i.status == InstanceStatus::Running);
+        let now = self.deps.clock.now();
+        Ok(runway_of(balance, &in_billing_order(mine), now, &self.deps))
+    }
+
+    /// After a pass: warns each user whose balance just became low (once per episode) and
+    /// ends the episode of those who are fine again or have nothing running.
+    async fn warn_low_balances(&self, report: &mut BillingReport) -> Result<(), InternalError> {
+        let deps = &self.deps;
+        let now = deps.clock.now();
+        let running = deps.store.instances_in(&[InstanceStatus::Running]).await?;
+        let mut by_owner: BTreeMap<UserId, Vec<Instance>> = BTreeMap::new();
+        for instance in in_billing_order(running) {
+            by_owner.entry(instance.owner).or_default().push(instance);
+        }
+        let warned: BTreeSet<UserId> = deps.store.low_balance_warned().await?.into_iter().collect();
+        for owner in warned.iter().filter(|u| !by_owner.contains_key(u)) {
+            deps.store.clear_low_balance_warning(*owner).await?;
+        }
+        for (owner, instances) in by_owner {
+            let Some(user) = deps.store.user(owner).await? else {
+                continue;
+            };
+            let runway = runway_of(user.balance, &instances, now, deps);
+            match low_balance_step(&runway, warned.contains(&owner), &deps.policy.billing) {
+                LowBalanceStep::Warn => {
+                    if !deps.store.mark_low_balance_warned(owner, now).await? {
+                        continue;
+                    }
+                    let pauses = runway
+                        .pauses
+                        .iter()
+                        .filter_map(|p| {
+                            let instance = instances.iter().find(|i| i.id == p.instance)?;
+                            Some(InstanceDeadline {
+                                name: instance.name.clone(),
+                                pauses_at: p.pauses_at,
+                                deleted_at: p.deleted_at,
+                            })
+                        })
+                        .collect();
+                    let notification = Notification::LowBalance {
+                        balance: user.balance,
+                        hourly_burn: runway.hourly_burn,
+                        hours: runway.hours.unwrap_or(0),
+                        pauses,
+                    };
+                    let envelope = Envelope {
+                        to: user.email,
+                        notification,
+                    };
+                    match deps.mailer.send(&envelope).await {
+                        Ok(()) => report.low_balance_warnings += 1,
+                        Err(_) => {
+                            // not sent: the next pass tries again
+                            deps.store.clear_low_balance_warning(owner).await?;
+                            report.mail_failures += 1;
+                        }
+                    }
+                }
+                LowBalanceStep::EndEpisode => {
+                    deps.store.clear_low_balance_warning(owner).await?;
+                }
+                LowBalanceStep::AlreadyWarned | LowBalanceStep::Nothing => {}
+            }
+        }
+        Ok(())
     }
 
     async fn bill(
@@ -220,4 +304,27 @@ impl BillingService {
         }
         Ok(())
     }
+}
+
+/// Oldest first, ties by id: the order a billing pass charges in (and the runway assumes).
+fn in_billing_order(mut instances: Vec<Instance>) -> Vec<Instance> {
+    instances.sort_by_key(|i| (i.created_at, i.id));
+    instances
+}
+
+fn runway_of(
+    balance: Lemons,
+    running: &[Instance],
+    now: chrono::DateTime<chrono::Utc>,
+    deps: &Deps,
+) -> Runway {
+    let burners: Vec<Burner> = running
+        .iter()
+        .map(|i| Burner {
+            instance: i.id,
+            hourly_cost: i.price.hourly_cost,
+            last_billed_hour: i.last_billed_hour,
+        })
+        .collect();
+    plan_runway(balance, &burners, now, &deps.policy.billing)
 }

@@ -7,11 +7,12 @@ use crate::boundary::{
     BackendError, ClaimError, LockOutcome, NewAttempt, RecordAnswerError, StartAttemptError, User,
 };
 use crate::harvest::{
-    Click, ClickChallenge, HarvestGate, HarvestReceipt, HarvestRefusal, check_harvest_request,
+    CircleSpeed, Click, ClickChallenge, HarvestGate, HarvestReceipt, HarvestRefusal, HarvestState,
+    check_harvest_request,
 };
 use crate::ids::{AttemptId, UserId};
 use crate::lemons::Lemons;
-use crate::quiz::{AnswerRecord, Attempt, answered_on_time};
+use crate::quiz::{AnswerRecord, Attempt, Difficulty, answered_on_time};
 use crate::tree::{Lemon, LemonState, Position};
 
 /// The tree and the harvest flow.
@@ -29,6 +30,10 @@ pub struct QuizStarted {
     pub question: String,
     /// The options, in order.
     pub options: Vec<String>,
+    /// The quiz's difficulty.
+    pub difficulty: Difficulty,
+    /// How fast the circle of a right answer will move (tied to the difficulty).
+    pub speed: CircleSpeed,
     /// The time limit.
     pub time_limit: TimeDelta,
     /// The last instant an answer counts.
@@ -56,9 +61,13 @@ pub enum StartQuizError {
         /// When it is due to be ripe, if known.
         regrows_at: Option<DateTime<Utc>>,
     },
-    /// Another quiz of the user is in progress.
+    /// Another quiz of the user is in progress (in another tab or device): it can still be
+    /// answered until `until`, or abandoned.
     #[error("you already have a quiz in progress")]
-    QuizInProgress,
+    QuizInProgress {
+        /// Its answer deadline, if known.
+        until: Option<DateTime<Utc>>,
+    },
     /// Infrastructure failure.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -94,6 +103,9 @@ pub enum AnswerError {
     /// Answered before.
     #[error("this quiz was already answered")]
     AlreadyAnswered,
+    /// The player gave this quiz up.
+    #[error("this quiz was abandoned")]
+    Abandoned,
     /// The time limit passed (the correct option is not revealed).
     #[error("the time limit passed {late_ms} ms ago")]
     TimeExpired {
@@ -131,7 +143,18 @@ pub enum HarvestError {
     Internal(#[from] InternalError),
 }
 
-internal_errors!(StartQuizError, AnswerError, HarvestError);
+/// Why an attempt was not abandoned.
+#[derive(Debug, thiserror::Error)]
+pub enum AbandonError {
+    /// No such attempt of this user.
+    #[error("unknown quiz attempt")]
+    UnknownAttempt,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+internal_errors!(StartQuizError, AnswerError, HarvestError, AbandonError);
 
 impl TreeService {
     pub(crate) fn new(deps: Deps) -> Self {
@@ -199,9 +222,7 @@ impl TreeService {
         let time_limit = TimeDelta::seconds(i64::from(quiz.content.time_limit_seconds));
         let attempt = AttemptId::from_random_bytes(random_bytes(self.deps.entropy.as_ref())?);
         let ttl = policy.quiz.lock_ttl(time_limit);
-        if self.deps.quiz_lock.acquire(user.id, attempt, ttl).await? == LockOutcome::Held {
-            return Err(StartQuizError::QuizInProgress);
-        }
+        self.take_quiz_lock(user.id, attempt, ttl, now).await?;
         let new = NewAttempt {
             id: attempt,
             user: user.id,
@@ -216,6 +237,8 @@ impl TreeService {
                 attempt,
                 question: quiz.content.question,
                 options: quiz.content.options,
+                difficulty: quiz.content.difficulty,
+                speed: CircleSpeed::for_difficulty(quiz.content.difficulty),
                 time_limit,
                 deadline: stored.deadline(),
             }),
@@ -227,6 +250,40 @@ impl TreeService {
                 }
             }
         }
+    }
+
+    /// Takes the user's one-quiz lock for `attempt`. A lock still held by an attempt that no
+    /// longer needs it (answered, abandoned, or past its deadline: the lock's expiry is only the
+    /// backstop) is released first.
+    async fn take_quiz_lock(
+        &self,
+        user: UserId,
+        attempt: AttemptId,
+        ttl: TimeDelta,
+        now: DateTime<Utc>,
+    ) -> Result<(), StartQuizError> {
+        let lock = &self.deps.quiz_lock;
+        for _ in 0..2 {
+            if lock.acquire(user, attempt, ttl).await? == LockOutcome::Acquired {
+                return Ok(());
+            }
+            let Some(holder) = lock.holder(user).await? else {
+                continue;
+            };
+            match self.own_attempt(user, holder).await? {
+                Some(held) if held.holds_quiz_lock(now) => {
+                    return Err(StartQuizError::QuizInProgress {
+                        until: Some(held.deadline()),
+                    });
+                }
+                Some(_) => {
+                    lock.release(user, holder).await?;
+                }
+                // being recorded by a concurrent start: that start holds the lock
+                None => return Err(StartQuizError::QuizInProgress { until: None }),
+            }
+        }
+        Err(StartQuizError::QuizInProgress { until: None })
     }
 
     async fn own_attempt(
@@ -247,7 +304,8 @@ impl TreeService {
     ///
     /// # Errors
     /// In order: [`AnswerError::UnknownAttempt`], [`AnswerError::InvalidOption`],
-    /// [`AnswerError::AlreadyAnswered`], [`AnswerError::TimeExpired`].
+    /// [`AnswerError::Abandoned`], [`AnswerError::AlreadyAnswered`],
+    /// [`AnswerError::TimeExpired`].
     pub async fn answer(
         &self,
         user: UserId,
@@ -267,6 +325,9 @@ impl TreeService {
             .ok()
             .filter(|o| *o <= max)
             .ok_or(AnswerError::InvalidOption { max })?;
+        if attempt.harvest == HarvestState::Abandoned {
+            return Err(AnswerError::Abandoned);
+        }
         if attempt.answer.is_some() {
             return Err(AnswerError::AlreadyAnswered);
         }
@@ -274,9 +335,10 @@ impl TreeService {
         let on_time = answered_on_time(attempt.started_at, attempt.time_limit, now);
         let correct = option == quiz.content.correct_option;
         let shape = &self.deps.policy.harvest.challenge;
+        let speed = CircleSpeed::for_difficulty(quiz.content.difficulty);
         let challenge = if correct && on_time {
             Some(with_random_u32s(self.deps.entropy.as_ref(), |draw| {
-                ClickChallenge::generate(draw, shape)
+                ClickChallenge::generate(draw, shape, speed)
             })?)
         } else {
             None
@@ -290,6 +352,11 @@ impl TreeService {
         };
         let stored = match self.deps.store.record_answer(id, &record).await {
             Ok(a) => a,
+            Err(RecordAnswerError::AlreadyAnswered(stored))
+                if stored.harvest == HarvestState::Abandoned =>
+            {
+                return Err(AnswerError::Abandoned);
+            }
             Err(RecordAnswerError::AlreadyAnswered(_)) => return Err(AnswerError::AlreadyAnswered),
             Err(RecordAnswerError::UnknownAttempt) => return Err(AnswerError::UnknownAttempt),
             Err(RecordAnswerError::Backend(b)) => return Err(b.into()),
@@ -307,6 +374,25 @@ impl TreeService {
             challenge,
             window_closes_at: challenge.map(|_| now + self.deps.policy.harvest.window),
         })
+    }
+
+    /// Gives up a quiz: an unanswered attempt can no longer be answered, and the user's quiz
+    /// lock is released at once, so another quiz can start right away. Idempotent: abandoning an
+    /// answered or already abandoned attempt changes nothing (and still releases the lock if
+    /// this attempt holds it).
+    ///
+    /// # Errors
+    /// [`AbandonError::UnknownAttempt`] for another user's or an unknown attempt.
+    pub async fn abandon(&self, user: UserId, id: AttemptId) -> Result<(), AbandonError> {
+        let attempt = self
+            .own_attempt(user, id)
+            .await?
+            .ok_or(AbandonError::UnknownAttempt)?;
+        if attempt.is_unanswered() {
+            self.deps.store.abandon_attempt(id).await?;
+        }
+        self.deps.quiz_lock.release(user, id).await?;
+        Ok(())
     }
 
     /// Harvests with a click. Exactly one harvest wins each ripe lemon; a repeated request for

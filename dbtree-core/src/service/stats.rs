@@ -1,10 +1,13 @@
 //! Public and personal figures.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::Days;
 
 use super::{Deps, InternalError};
+use crate::boundary::EngineSupport;
 use crate::ids::{InstanceId, UserId};
-use crate::instance::{Engine, NodeBudget, PresetSize, Usage, sizes_that_fit};
+use crate::instance::{Engine, InstanceName, NodeBudget, PresetSize, Usage, sizes_that_fit};
 use crate::ledger::LedgerEntry;
 use crate::stats::{DailyHarvest, GlobalStats, Page, PageRequest, Ranked, fill_days};
 use crate::streak::utc_day;
@@ -29,8 +32,10 @@ pub struct Leaderboard {
 pub struct EngineFit {
     /// The engine.
     pub engine: Engine,
-    /// Sizes that fit, smallest first.
+    /// Sizes that fit, smallest first (none if the cluster cannot run the engine).
     pub sizes: Vec<PresetSize>,
+    /// Whether the cluster can run the engine at all, and with which server.
+    pub support: EngineSupport,
 }
 
 /// The node's capacity in aggregate (no instance names or owners).
@@ -123,7 +128,30 @@ impl StatsService {
         Ok(self.deps.store.history(user, instance, page).await?)
     }
 
-    /// The node's capacity in aggregate, with the preset sizes that fit now.
+    /// The names of the owner's instances among `ids` (deleted ones included), to show next to
+    /// their ledger entries.
+    ///
+    /// # Errors
+    /// [`InternalError`].
+    pub async fn instance_names(
+        &self,
+        owner: UserId,
+        ids: impl IntoIterator<Item = InstanceId>,
+    ) -> Result<BTreeMap<InstanceId, InstanceName>, InternalError> {
+        let wanted: BTreeSet<InstanceId> = ids.into_iter().collect();
+        let mut names = BTreeMap::new();
+        for id in wanted {
+            if let Some(instance) = self.deps.store.instance(id).await?
+                && instance.owner == owner
+            {
+                names.insert(id, instance.name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// The node's capacity in aggregate, with the preset sizes that fit now (none for an engine
+    /// the cluster cannot run).
     ///
     /// # Errors
     /// [`InternalError`].
@@ -132,9 +160,17 @@ impl StatsService {
         let budget = self.deps.policy.instances.budget;
         let fits = Engine::ALL
             .into_iter()
-            .map(|engine| EngineFit {
-                engine,
-                sizes: sizes_that_fit(&budget, usage, engine),
+            .map(|engine| {
+                let support = self.deps.cluster.engine_support(engine);
+                let sizes = match support {
+                    EngineSupport::Available { .. } => sizes_that_fit(&budget, usage, engine),
+                    EngineSupport::Unavailable { .. } => Vec::new(),
+                };
+                EngineFit {
+                    engine,
+                    sizes,
+                    support,
+                }
             })
             .collect();
         Ok(CapacityReport {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::TimeDelta;
 use dbtree_core::harvest::{ClickRefusal, HarvestRefusal};
 use dbtree_core::lemons::Lemons;
-use dbtree_core::service::{AnswerError, HarvestError, StartQuizError};
+use dbtree_core::service::{AbandonError, AnswerError, HarvestError, StartQuizError};
 
 use super::helpers::*;
 
@@ -29,17 +29,83 @@ async fn one_quiz_at_a_time_per_user_but_many_users_per_lemon() {
     let (ann, _) = sign_in(&sb, &app, "ann@example.org").await;
     let (bob, _) = sign_in(&sb, &app, "bob@example.org").await;
     let first = app.tree.start_quiz(&ann, pos(0)).await.unwrap();
-    assert!(matches!(
-        app.tree.start_quiz(&ann, pos(1)).await,
-        Err(StartQuizError::QuizInProgress)
-    ));
+    match app.tree.start_quiz(&ann, pos(1)).await {
+        Err(StartQuizError::QuizInProgress { until }) => assert_eq!(until, Some(first.deadline)),
+        other => panic!("{other:?}"),
+    }
     assert!(
         app.tree.start_quiz(&bob, pos(0)).await.is_ok(),
         "two players on one lemon"
     );
-    // the lock expires after the time limit + 3 s
-    sb.clock.advance(first.time_limit + TimeDelta::seconds(3));
+    // up to the deadline the quiz may still be answered: the lock holds
+    sb.clock.advance(first.time_limit);
+    assert!(matches!(
+        app.tree.start_quiz(&ann, pos(1)).await,
+        Err(StartQuizError::QuizInProgress { .. })
+    ));
+    // past it, the lock is released at once (its own expiry is 3 s later still)
+    sb.clock.advance(TimeDelta::milliseconds(1));
     assert!(app.tree.start_quiz(&ann, pos(1)).await.is_ok());
+}
+
+#[tokio::test]
+async fn abandoning_releases_the_lock_at_once_and_ends_the_quiz() {
+    let (sb, app) = fresh().await;
+    let (ann, _) = sign_in(&sb, &app, "ann@example.org").await;
+    let (bob, _) = sign_in(&sb, &app, "bob@example.org").await;
+    let first = app.tree.start_quiz(&ann, pos(0)).await.unwrap();
+    assert!(matches!(
+        app.tree.abandon(bob.id, first.attempt).await,
+        Err(AbandonError::UnknownAttempt)
+    ));
+    app.tree.abandon(ann.id, first.attempt).await.unwrap();
+    let second = app.tree.start_quiz(&ann, pos(1)).await.unwrap();
+    // abandoning again is harmless and leaves the new quiz's lock alone
+    app.tree.abandon(ann.id, first.attempt).await.unwrap();
+    assert!(matches!(
+        app.tree.start_quiz(&ann, pos(2)).await,
+        Err(StartQuizError::QuizInProgress { .. })
+    ));
+    let correct = sb.correct_option(first.attempt).await;
+    assert!(matches!(
+        app.tree
+            .answer(ann.id, first.attempt, i64::from(correct))
+            .await,
+        Err(AnswerError::Abandoned)
+    ));
+    // a late answer releases the lock too
+    sb.clock
+        .advance(second.time_limit + TimeDelta::milliseconds(1));
+    assert!(matches!(
+        app.tree.answer(ann.id, second.attempt, 0).await,
+        Err(AnswerError::TimeExpired { .. })
+    ));
+    let third = app.tree.start_quiz(&ann, pos(2)).await.unwrap();
+    // abandoning an answered quiz changes nothing
+    let correct = sb.correct_option(third.attempt).await;
+    let outcome = app
+        .tree
+        .answer(ann.id, third.attempt, i64::from(correct))
+        .await
+        .unwrap();
+    assert!(outcome.challenge.is_some());
+    app.tree.abandon(ann.id, third.attempt).await.unwrap();
+    let challenge = outcome.challenge.unwrap();
+    let (x, y) = challenge.centre_at(300.0);
+    sb.clock.advance(TimeDelta::milliseconds(400));
+    let won = app
+        .tree
+        .harvest(
+            ann.id,
+            third.attempt,
+            &dbtree_core::harvest::Click {
+                click_offset_ms: 300,
+                x,
+                y,
+            },
+        )
+        .await;
+    assert!(won.is_ok(), "{won:?}");
 }
 
 #[tokio::test]

@@ -210,6 +210,96 @@ async fn a_refused_provisioning_is_refunded_once_and_frees_its_port() {
 }
 
 #[tokio::test]
+async fn a_port_busy_on_the_host_is_held_aside_and_the_next_port_used() {
+    let (sb, app) = fresh().await;
+    let (ann, token) = sign_in(&sb, &app, "ann@example.org").await;
+    grant(&sb, &ann, 100, "ports").await;
+    let ann = reload(&app, &token).await;
+    sb.cluster.script(|s| s.busy_ports = [30000, 30001].into());
+    let created = app
+        .instances
+        .create(&ann, name("cache"), preset(Engine::Redis, PresetSize::Tiny))
+        .await
+        .unwrap();
+    assert_eq!(created.instance.node_port.map(|p| p.get()), Some(30002));
+    let id = created.instance.id;
+    let stored = app.instances.get(ann.id, id).await.unwrap();
+    assert_eq!(stored.node_port.map(|p| p.get()), Some(30002));
+    assert_eq!(stored.status, InstanceStatus::Provisioning);
+    assert_eq!(sb.cluster.instance(id).unwrap().node_port.get(), 30002);
+    let refunds = sb
+        .store
+        .all_entries()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::InstanceRefund)
+        .count();
+    assert_eq!(refunds, 0);
+    // held aside: freed on the host, they are still skipped for a while …
+    sb.cluster.script(|s| s.busy_ports.clear());
+    let second = app
+        .instances
+        .create(&ann, name("queue"), preset(Engine::Redis, PresetSize::Tiny))
+        .await
+        .unwrap();
+    assert_eq!(second.instance.node_port.map(|p| p.get()), Some(30003));
+    app.instances
+        .delete(ann.id, second.instance.id)
+        .await
+        .unwrap();
+    // … and tried again once the hold is over
+    sb.clock.advance(TimeDelta::minutes(11));
+    let third = app
+        .instances
+        .create(&ann, name("queue"), preset(Engine::Redis, PresetSize::Tiny))
+        .await
+        .unwrap();
+    assert_eq!(third.instance.node_port.map(|p| p.get()), Some(30000));
+    assert_ledger_consistent(&sb);
+}
+
+#[tokio::test]
+async fn the_cluster_s_orphans_are_removed_on_resync() {
+    let (sb, app) = fresh().await;
+    let (ann, _token) = sign_in(&sb, &app, "ann@example.org").await;
+    let created = app
+        .instances
+        .create(&ann, name("cache"), preset(Engine::Redis, PresetSize::Tiny))
+        .await
+        .unwrap();
+    app.instances
+        .observe(&ready(created.instance.id))
+        .await
+        .unwrap();
+    // an engine left by a crash: the cluster holds it, dbtree has no record of it
+    let orphan = InstanceId::from_random_bytes([9; 16]);
+    let request = dbtree_core::boundary::ProvisionRequest {
+        instance: orphan,
+        owner: ann.id,
+        name: name("ghost"),
+        engine: Engine::Redis,
+        resources: preset(Engine::Redis, PresetSize::Tiny).resources(),
+        node_port: dbtree_core::instance::NodePort(30500),
+        run_state: RunState::Running,
+        credentials: dbtree_core::instance::Credentials::new(
+            Engine::Redis,
+            dbtree_core::instance::Password::generate(|| 7).unwrap(),
+        ),
+    };
+    dbtree_core::boundary::Cluster::provision(sb.cluster.as_ref(), &request)
+        .await
+        .unwrap();
+    let report = app.instances.resync().await.unwrap();
+    assert_eq!(report.orphans_removed, 1, "{report:?}");
+    assert!(sb.cluster.instance(orphan).is_none(), "the orphan is left");
+    assert!(
+        sb.cluster.instance(created.instance.id).is_some(),
+        "an owned instance was removed"
+    );
+    let again = app.instances.resync().await.unwrap();
+    assert_eq!(again.orphans_removed, 0, "{again:?}");
+}
+
+#[tokio::test]
 async fn a_failure_reported_later_is_refunded_and_the_port_waits_for_the_cluster() {
     let (sb, app) = fresh().await;
     let (ann, token) = sign_in(&sb, &app, "ann@example.org").await;
@@ -422,7 +512,7 @@ async fn rotating_credentials_changes_the_engine_password() {
         sb.cluster.instance(id).unwrap().password,
         fresh_credentials.password.expose()
     );
-    assert_eq!(fresh_credentials.username, "default");
+    assert_eq!(fresh_credentials.username, "dbtree");
 }
 
 #[tokio::test]
@@ -522,6 +612,68 @@ async fn resync_refunds_interrupted_provisioning_and_retries_pending_changes() {
     assert_eq!(
         app.instances.get(ann.id, db).await.unwrap().status_reason,
         None
+    );
+    assert_ledger_consistent(&sb);
+}
+
+#[tokio::test]
+async fn a_start_refused_for_a_busy_port_leaves_the_instance_stopped_and_says_why() {
+    let (sb, app) = fresh().await;
+    let (ann, token) = sign_in(&sb, &app, "ann@example.org").await;
+    grant(&sb, &ann, 100, "ports").await;
+    let ann = reload(&app, &token).await;
+    let created = app
+        .instances
+        .create(&ann, name("cache"), preset(Engine::Redis, PresetSize::Tiny))
+        .await
+        .unwrap();
+    let id = created.instance.id;
+    app.instances.observe(&ready(id)).await.unwrap();
+    app.instances.stop(ann.id, id).await.unwrap();
+    // another program took the instance's port meanwhile
+    let port = created.instance.node_port.unwrap().get();
+    let busy = format!("port {port} is already in use");
+    sb.cluster.script(|s| s.busy_ports = [port].into());
+    let err = app.instances.start(ann.id, id).await.unwrap_err();
+    match &err {
+        InstanceActionError::PortBusy { message } => assert!(message.contains(&busy), "{message}"),
+        other => panic!("expected the cluster's refusal, got {other:?}"),
+    }
+    let stored = app.instances.get(ann.id, id).await.unwrap();
+    assert_eq!(stored.status, InstanceStatus::Stopped);
+    let reason = stored.status_reason.unwrap_or_default();
+    assert!(
+        reason.contains("not started") && reason.contains(&busy),
+        "{reason}"
+    );
+    assert_eq!(
+        stored.node_port, created.instance.node_port,
+        "it keeps its port"
+    );
+    assert_eq!(
+        sb.cluster.instance(id).unwrap().run_state,
+        RunState::Stopped,
+        "the cluster was told to keep it stopped"
+    );
+    // once the port is free, it starts
+    sb.cluster.script(|s| s.busy_ports.clear());
+    let started = app.instances.start(ann.id, id).await.unwrap();
+    assert_eq!(started.status, InstanceStatus::Running);
+    assert_eq!(
+        sb.cluster.instance(id).unwrap().run_state,
+        RunState::Running
+    );
+    // any other cluster failure leaves a start pending (retried on resync), as before
+    app.instances.stop(ann.id, id).await.unwrap();
+    sb.cluster
+        .script(|s| s.refuse_changes = Some(ClusterError::transient("api down")));
+    let pending = app.instances.start(ann.id, id).await.unwrap();
+    assert_eq!(pending.status, InstanceStatus::Running);
+    assert!(
+        pending
+            .status_reason
+            .unwrap_or_default()
+            .contains("api down")
     );
     assert_ledger_consistent(&sb);
 }

@@ -3,13 +3,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use dbtree_core::service::Profile;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::body::JsonBody;
 use super::dto::{CodeRequest, CodeSentDto, ProfileDto, SessionDto, SessionRequest};
-use super::problem::ErrorBody;
+use super::problem::{ErrorBody, Problem};
 use super::{BearerAuth, OrProblem, from_problem, respond};
 use crate::state::ServerState;
 
@@ -45,6 +46,19 @@ pub struct AccountApi {
 impl AccountApi {
     pub(super) fn new(state: Arc<ServerState>) -> Self {
         Self { state }
+    }
+}
+
+impl AccountApi {
+    /// The profile with its runway figures.
+    async fn with_runway(&self, profile: Profile) -> Result<ProfileDto, Problem> {
+        let app = &self.state.app;
+        let runway = app
+            .billing
+            .runway(profile.id, profile.balance)
+            .await
+            .or_problem()?;
+        Ok(ProfileDto::from(profile).with_runway(&runway, &app.policy))
     }
 }
 
@@ -277,11 +291,12 @@ impl AccountApi {
             if let Some(failure) = &signed.welcome_mail_failure {
                 tracing::warn!(error = %failure, "welcome email not sent");
             }
+            let profile = self.with_runway(signed.profile.clone()).await?;
             Ok(CreateSessionResponse::Created(Json(SessionDto {
                 token: signed.token.expose(),
                 expires_at: signed.session.expires_at,
                 is_new_user: signed.new_user,
-                profile: signed.profile.into(),
+                profile,
             })))
         })
         .await
@@ -327,14 +342,15 @@ impl AccountApi {
         .await
     }
 
-    /// The caller's profile: balance, totals, streak, cooldown.
+    /// The caller's profile: balance, totals, streak, cooldown, and the runway: the hourly
+    /// burn of the running instances, the whole hours the balance pays at that burn, when the
+    /// first pause is due, and whether the balance is low.
     #[oai(path = "/me", method = "get", operation_id = "getProfile")]
     async fn profile(&self, auth: BearerAuth) -> ProfileResponse {
         respond(async {
             let who = &auth.0;
-            Ok(ProfileResponse::Ok(Json(
-                self.state.app.accounts.profile(&who.user).into(),
-            )))
+            let profile = self.state.app.accounts.profile(&who.user);
+            Ok(ProfileResponse::Ok(Json(self.with_runway(profile).await?)))
         })
         .await
     }

@@ -6,8 +6,16 @@
 //! drops the whole model). What such a field means is said on its type, or on the containing
 //! type's doc.
 
+mod console;
+
+pub use console::{CliDto, UsageDto};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::{Enum, Object};
+
+use dbtree_core::billing::{BillingPolicy, Runway, deletion_due};
+use dbtree_core::boundary::EngineSupport;
+use dbtree_core::policy::Policy;
 
 use dbtree_core::harvest::{ClickChallenge, HarvestReceipt};
 use dbtree_core::instance::{self as inst, Instance, InstanceStatus, Price};
@@ -84,6 +92,36 @@ pub struct ProfileDto {
     pub is_admin: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// Lemons per hour the running instances cost together (0 when nothing runs).
+    pub hourly_burn: u32,
+    /// Whole hours the balance pays at that burn; absent when nothing runs.
+    pub runway_hours: Option<u32>,
+    /// When billing will pause the first running instance at that burn (absent when nothing
+    /// runs).
+    pub runway_ends_at: Option<DateTime<Utc>>,
+    /// Whether the runway is shorter than `lowBalanceHours`.
+    pub low_balance: bool,
+    /// Below this many hours of runway the balance is low (a banner, and one email).
+    pub low_balance_hours: u32,
+    /// Minutes a paused instance waits for lemons before it is deleted with its data.
+    pub pause_grace_minutes: i64,
+    /// The most live instances the account may have.
+    pub instance_limit: u32,
+}
+
+impl ProfileDto {
+    /// Adds the runway figures and the limits they are read against.
+    pub fn with_runway(mut self, runway: &Runway, policy: &Policy) -> Self {
+        let billing = &policy.billing;
+        self.hourly_burn = runway.hourly_burn.get();
+        self.runway_hours = runway.hours;
+        self.runway_ends_at = runway.first_pause().map(|p| p.pauses_at);
+        self.low_balance = runway.is_low(billing);
+        self.low_balance_hours = billing.low_balance_hours;
+        self.pause_grace_minutes = billing.pause_grace.num_minutes();
+        self.instance_limit = policy.instances.max_live_per_user;
+        self
+    }
 }
 
 impl From<Profile> for ProfileDto {
@@ -99,6 +137,13 @@ impl From<Profile> for ProfileDto {
             cooldown_until: p.cooldown_until,
             is_admin: p.is_admin,
             created_at: p.created_at,
+            hourly_burn: 0,
+            runway_hours: None,
+            runway_ends_at: None,
+            low_balance: false,
+            low_balance_hours: 0,
+            pause_grace_minutes: 0,
+            instance_limit: 0,
         }
     }
 }
@@ -163,6 +208,11 @@ pub struct QuizDto {
     pub question: String,
     /// The options; answer with an index.
     pub options: Vec<String>,
+    /// easy, normal or hard.
+    pub difficulty: String,
+    /// How fast the circle of a right answer moves: slow (easy), medium (normal) or fast
+    /// (hard). Known before the round so players can get ready.
+    pub circle_speed: String,
     /// The time limit.
     pub time_limit_ms: i64,
     /// The last instant an answer counts.
@@ -175,6 +225,8 @@ impl From<QuizStarted> for QuizDto {
             attempt_id: q.attempt.to_string(),
             question: q.question,
             options: q.options,
+            difficulty: q.difficulty.as_str().to_owned(),
+            circle_speed: q.speed.as_str().to_owned(),
             time_limit_ms: q.time_limit.num_milliseconds(),
             deadline: q.deadline,
         }
@@ -191,6 +243,8 @@ pub struct AnswerRequest {
 /// The moving circle to click, chosen by the server and sent with a right answer that opened
 /// the harvest window. Its centre at `t` ms is
 /// `x = 0.5 + 0.4·sin(2π·fx·t/periodMs + phase)`, `y = 0.5 + 0.4·sin(2π·fy·t/periodMs)`.
+/// A click at offset `c` counts when it lies within `hitTolerance × radius` of the centre at
+/// some whole millisecond in `[c − lagAllowanceMs, c]` (display and input lag).
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ChallengeDto {
@@ -206,6 +260,11 @@ pub struct ChallengeDto {
     pub phase: f64,
     /// Circle radius (play-area fraction).
     pub radius: f64,
+    /// A click within `hitTolerance × radius` of the centre hits.
+    pub hit_tolerance: f64,
+    /// How many milliseconds before the click's offset the circle may have been where the click
+    /// landed.
+    pub lag_allowance_ms: u32,
 }
 
 impl From<ClickChallenge> for ChallengeDto {
@@ -217,6 +276,8 @@ impl From<ClickChallenge> for ChallengeDto {
             fy: c.fy,
             phase: c.phase,
             radius: c.radius,
+            hit_tolerance: c.hit_tolerance,
+            lag_allowance_ms: c.lag_allowance_ms,
         }
     }
 }
@@ -504,6 +565,39 @@ pub struct InstanceDto {
     pub updated_at: DateTime<Utc>,
     /// When billing paused it, while paused.
     pub paused_at: Option<DateTime<Utc>>,
+    /// While running: when billing will pause it at the owner's current burn and balance.
+    pub pauses_at: Option<DateTime<Utc>>,
+    /// While running or paused: when it will be deleted with its data unless the balance is
+    /// topped up (the grace period after a pause).
+    pub deletes_at: Option<DateTime<Utc>>,
+}
+
+impl InstanceDto {
+    /// Adds when billing will pause and delete it.
+    pub fn with_runway(
+        mut self,
+        instance: &Instance,
+        runway: &Runway,
+        policy: &BillingPolicy,
+    ) -> Self {
+        match instance.status {
+            InstanceStatus::Running => {
+                if let Some(p) = runway.pause_of(instance.id) {
+                    self.pauses_at = Some(p.pauses_at);
+                    self.deletes_at = Some(p.deleted_at);
+                }
+            }
+            InstanceStatus::Paused => {
+                self.deletes_at = instance.paused_at.map(|at| deletion_due(at, policy));
+            }
+            InstanceStatus::Provisioning
+            | InstanceStatus::Stopped
+            | InstanceStatus::Error
+            | InstanceStatus::Deleting
+            | InstanceStatus::Deleted => {}
+        }
+        self
+    }
 }
 
 impl From<&Instance> for InstanceDto {
@@ -521,11 +615,14 @@ impl From<&Instance> for InstanceDto {
             created_at: i.created_at,
             updated_at: i.updated_at,
             paused_at: i.paused_at,
+            pauses_at: None,
+            deletes_at: None,
         }
     }
 }
 
-/// How to connect (the password is never shown again).
+/// How to connect (the password is never shown again): host, port, the URI template and `cli`,
+/// the engine's command-line client ready to copy.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ConnectionDto {
@@ -535,6 +632,7 @@ pub struct ConnectionDto {
     pub port: u16,
     /// Connection URI with a `{password}` placeholder.
     pub uri_template: String,
+    pub cli: CliDto,
 }
 
 /// An instance with its connection details: `connection` is there once it has a NodePort.
@@ -545,6 +643,10 @@ pub struct InstanceDetailDto {
     #[oai(flatten)]
     pub instance: InstanceDto,
     pub connection: Option<ConnectionDto>,
+    /// The server software that runs it, when the cluster says (`PostgreSQL 15.14`,
+    /// `Redis 7.0.15`, `MongoDB 7.0.14`, or `MongoDB-compatible: FerretDB 1.24.2` for a MongoDB
+    /// instance served by FerretDB).
+    pub server: Option<String>,
 }
 
 /// Credentials, shown exactly once.
@@ -580,6 +682,8 @@ pub struct TransactionDto {
     pub balance_after: u32,
     /// The instance concerned, if any.
     pub instance_id: Option<String>,
+    /// The name of the instance concerned, if any.
+    pub instance_name: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
 }
@@ -592,6 +696,7 @@ impl From<&LedgerEntry> for TransactionDto {
             amount: e.delta,
             balance_after: e.balance_after.get(),
             instance_id: e.instance.map(|i| i.to_string()),
+            instance_name: None,
             created_at: e.at,
         }
     }
@@ -645,6 +750,8 @@ pub struct StatsDto {
     pub live_users: u64,
     /// Instances ever created.
     pub instances_created: u64,
+    /// Lemons a new account starts with.
+    pub welcome_bonus: u32,
 }
 
 impl From<GlobalStats> for StatsDto {
@@ -653,6 +760,7 @@ impl From<GlobalStats> for StatsDto {
             lemons_harvested: s.lemons_harvested,
             live_users: s.live_users,
             instances_created: s.instances_created,
+            welcome_bonus: 0,
         }
     }
 }
@@ -700,10 +808,17 @@ impl From<Leaderboard> for LeaderboardDto {
 
 /// Which preset sizes of an engine can be created now.
 #[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct EngineFitDto {
     pub engine: EngineDto,
-    /// Sizes that fit, smallest first.
+    /// Sizes that fit, smallest first (none when the engine is not available).
     pub presets: Vec<PresetDto>,
+    /// Whether this server can run the engine at all.
+    pub available: bool,
+    /// The server software that runs it, when known (`MongoDB-compatible: FerretDB 1.24.2`).
+    pub server: Option<String>,
+    /// Why it is not available (a missing program), when it is not.
+    pub unavailable_reason: Option<String>,
 }
 
 /// The node's capacity in aggregate.
@@ -741,9 +856,18 @@ impl From<CapacityReport> for CapacityDto {
             fits: c
                 .fits
                 .into_iter()
-                .map(|f| EngineFitDto {
-                    engine: f.engine.into(),
-                    presets: f.sizes.into_iter().map(Into::into).collect(),
+                .map(|f| {
+                    let (available, server, unavailable_reason) = match f.support {
+                        EngineSupport::Available { server } => (true, server, None),
+                        EngineSupport::Unavailable { reason } => (false, None, Some(reason)),
+                    };
+                    EngineFitDto {
+                        engine: f.engine.into(),
+                        presets: f.sizes.into_iter().map(Into::into).collect(),
+                        available,
+                        server,
+                        unavailable_reason,
+                    }
                 })
                 .collect(),
         }

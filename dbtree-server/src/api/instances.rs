@@ -3,8 +3,10 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use dbtree_core::billing::Runway;
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Credentials, Instance, InstanceName};
+use dbtree_core::service::Authenticated;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -13,8 +15,8 @@ use super::accounts::Area;
 use super::body::JsonBody;
 use super::catalog::requested_spec;
 use super::dto::{
-    ConnectionDto, CreateInstanceRequest, CreatedInstanceDto, CredentialsDto, InstanceDetailDto,
-    InstanceDto,
+    CliDto, ConnectionDto, CreateInstanceRequest, CreatedInstanceDto, CredentialsDto,
+    InstanceDetailDto, InstanceDto, UsageDto,
 };
 use super::problem::{ErrorBody, Problem};
 use super::{BearerAuth, OrProblem, from_problem, respond};
@@ -43,18 +45,38 @@ impl InstanceApi {
         }
     }
 
-    fn detail(&self, instance: &Instance) -> InstanceDetailDto {
+    fn detail(
+        &self,
+        instance: &Instance,
+        runway: &Runway,
+        server: Option<String>,
+    ) -> InstanceDetailDto {
+        let host = &self.state.public_host;
         let connection = instance.node_port.map(|port| ConnectionDto {
-            host: self.state.public_host.clone(),
+            host: host.clone(),
             port: port.get(),
-            uri_template: instance
-                .engine()
-                .uri_template(&self.state.public_host, port.get()),
+            uri_template: instance.engine().uri_template(host, port.get()),
+            cli: CliDto::new(instance.engine(), host, port.get()),
         });
         InstanceDetailDto {
-            instance: instance.into(),
+            instance: self.with_runway(instance, runway),
             connection,
+            server,
         }
+    }
+
+    /// The caller's runway: when billing will pause and delete each instance.
+    async fn runway(&self, who: &Authenticated) -> Result<Runway, Problem> {
+        self.state
+            .app
+            .billing
+            .runway(who.user.id, who.user.balance)
+            .await
+            .or_problem()
+    }
+
+    fn with_runway(&self, instance: &Instance, runway: &Runway) -> InstanceDto {
+        InstanceDto::from(instance).with_runway(instance, runway, &self.state.app.policy.billing)
     }
 }
 
@@ -150,7 +172,7 @@ from_problem!(ListInstancesResponse {
 pub(super) enum InstanceResponse {
     /// The instance with its connection details.
     #[oai(status = 200)]
-    Ok(Json<InstanceDetailDto>),
+    Ok(Json<Box<InstanceDetailDto>>),
     /// The id is malformed.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
@@ -185,7 +207,8 @@ pub(super) enum InstanceActionResponse {
     /// No such instance of the caller.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
-    /// Not possible in the instance's state (`invalid_state`).
+    /// Not possible in the instance's state (`invalid_state`), or, starting, another program
+    /// holds the instance's port on the host (`port_busy`: it stays stopped).
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
     /// Starting needs one affordable hour (`insufficient_lemons`).
@@ -233,6 +256,31 @@ pub(super) enum RotateResponse {
 }
 from_problem!(RotateResponse { BadRequest, Unauthorized, NotFound, Conflict, Unavailable, Internal } path "id");
 
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum UsageResponse {
+    /// What the engine reports (or why it cannot be asked now).
+    #[oai(status = 200)]
+    Ok(Json<UsageDto>),
+    /// The id is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such instance of the caller.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The cluster could not ask the engine now (`cluster_unavailable`), or the store is out of
+    /// reach (`service_unavailable`); retry after the given seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(UsageResponse { BadRequest, Unauthorized, NotFound, Unavailable, Internal } path "id");
+
 #[OpenApi(prefix_path = "/v1", tag = "Area::Instances")]
 impl InstanceApi {
     /// Create an instance.
@@ -277,8 +325,9 @@ impl InstanceApi {
                 .list(who.user.id)
                 .await
                 .or_problem()?;
+            let runway = self.runway(who).await?;
             Ok(ListInstancesResponse::Ok(Json(
-                mine.iter().map(InstanceDto::from).collect(),
+                mine.iter().map(|i| self.with_runway(i, &runway)).collect(),
             )))
         })
         .await
@@ -297,7 +346,37 @@ impl InstanceApi {
                 .get(who.user.id, id)
                 .await
                 .or_problem()?;
-            Ok(InstanceResponse::Ok(Json(self.detail(&instance))))
+            let runway = self.runway(who).await?;
+            let server = self.state.app.instances.server_of(&instance).await;
+            Ok(InstanceResponse::Ok(Json(Box::new(
+                self.detail(&instance, &runway, server),
+            ))))
+        })
+        .await
+    }
+
+    /// What the instance's engine itself reports about its use: memory, disk and connections,
+    /// next to what the instance may use.
+    #[oai(
+        path = "/instances/:id/usage",
+        method = "get",
+        operation_id = "getInstanceUsage"
+    )]
+    async fn usage(&self, auth: BearerAuth, id: Path<String>) -> UsageResponse {
+        respond(async {
+            let id = instance_id(&id)?;
+            let who = &auth.0;
+            let (instance, report) = self
+                .state
+                .app
+                .instances
+                .usage(who.user.id, id)
+                .await
+                .or_problem()?;
+            let now = self.state.clock.now();
+            Ok(UsageResponse::Ok(Json(UsageDto::new(
+                &instance, report, now,
+            ))))
         })
         .await
     }

@@ -13,8 +13,9 @@ use dbtree_core::instance::{
 };
 use dbtree_core::quiz::QuizError;
 use dbtree_core::service::{
-    AnswerError, AuthError, CreateError, DeleteAccountError, HarvestError, InstanceActionError,
-    InternalError, QuizAdminError, RequestCodeError, StartQuizError, SupportError, VerifyError,
+    AbandonError, AnswerError, AuthError, CreateError, DeleteAccountError, HarvestError,
+    InstanceActionError, InternalError, QuizAdminError, RequestCodeError, StartQuizError,
+    SupportError, VerifyError,
 };
 use dbtree_core::stats::RangeError;
 use dbtree_core::support::SupportError as InquiryError;
@@ -88,7 +89,7 @@ pub struct Problem {
     /// Its status.
     pub status: Status,
     /// Its body.
-    pub body: ErrorBody,
+    pub body: Box<ErrorBody>,
 }
 
 impl Problem {
@@ -96,11 +97,11 @@ impl Problem {
     pub fn new(status: Status, code: &str, message: impl Into<String>, details: Value) -> Self {
         Self {
             status,
-            body: ErrorBody {
+            body: Box::new(ErrorBody {
                 code: code.into(),
                 message: message.into(),
                 details,
-            },
+            }),
         }
     }
 
@@ -398,11 +399,11 @@ impl IntoProblem for StartQuizError {
                 self.to_string(),
                 json!({ "regrowsAt": regrows_at.map(|t| t.to_rfc3339()) }),
             ),
-            StartQuizError::QuizInProgress => Problem::new(
+            StartQuizError::QuizInProgress { until } => Problem::new(
                 Status::Conflict,
                 "quiz_in_progress",
                 self.to_string(),
-                json!({}),
+                json!({ "until": until.map(|t| t.to_rfc3339()) }),
             ),
             StartQuizError::Internal(e) => e.problem(),
         }
@@ -430,6 +431,12 @@ impl IntoProblem for AnswerError {
                 self.to_string(),
                 json!({}),
             ),
+            AnswerError::Abandoned => Problem::new(
+                Status::Conflict,
+                "quiz_abandoned",
+                self.to_string(),
+                json!({}),
+            ),
             AnswerError::TimeExpired { late_ms } => Problem::new(
                 Status::Conflict,
                 "quiz_time_expired",
@@ -437,6 +444,20 @@ impl IntoProblem for AnswerError {
                 json!({ "lateMs": late_ms }),
             ),
             AnswerError::Internal(e) => e.problem(),
+        }
+    }
+}
+
+impl IntoProblem for AbandonError {
+    fn problem(&self) -> Problem {
+        match self {
+            AbandonError::UnknownAttempt => Problem::new(
+                Status::NotFound,
+                "attempt_not_found",
+                self.to_string(),
+                json!({}),
+            ),
+            AbandonError::Internal(e) => e.problem(),
         }
     }
 }
@@ -665,6 +686,15 @@ impl IntoProblem for InstanceActionError {
                     e.message
                 ),
                 10,
+            ),
+            InstanceActionError::PortBusy { .. } => Problem::new(
+                Status::Conflict,
+                "port_busy",
+                format!(
+                    "{self}; it stays stopped and keeps its port: start it again once the port \
+                     is free"
+                ),
+                json!({}),
             ),
             InstanceActionError::Internal(e) => e.problem(),
         }
@@ -918,7 +948,11 @@ pub(super) mod tests {
                 409,
                 "lemon_not_ripe",
             ),
-            row(&StartQuizError::QuizInProgress, 409, "quiz_in_progress"),
+            row(
+                &StartQuizError::QuizInProgress { until: None },
+                409,
+                "quiz_in_progress",
+            ),
             row(&StartQuizError::Internal(internal()), 500, "internal_error"),
             row(&AnswerError::UnknownAttempt, 404, "attempt_not_found"),
             row(
@@ -927,6 +961,9 @@ pub(super) mod tests {
                 "invalid_option",
             ),
             row(&AnswerError::AlreadyAnswered, 409, "already_answered"),
+            row(&AnswerError::Abandoned, 409, "quiz_abandoned"),
+            row(&AbandonError::UnknownAttempt, 404, "attempt_not_found"),
+            row(&AbandonError::Internal(internal()), 500, "internal_error"),
             row(
                 &AnswerError::TimeExpired { late_ms: 5 },
                 409,
@@ -1116,6 +1153,13 @@ pub(super) mod tests {
                 "cluster_unavailable",
             ),
             row(
+                &InstanceActionError::PortBusy {
+                    message: "port 30001 is already in use".into(),
+                },
+                409,
+                "port_busy",
+            ),
+            row(
                 &InstanceActionError::Internal(internal()),
                 500,
                 "internal_error",
@@ -1292,5 +1336,29 @@ pub(super) mod tests {
                 );
             }
         }
+    }
+
+    /// The web app says every code in words of its own (web/js/messages.js); a code without a
+    /// sentence would show the server's raw message.
+    #[test]
+    fn the_web_app_has_a_sentence_for_every_code() {
+        let sentences = include_str!("../../web/js/messages.js");
+        let framework = [
+            "invalid_json",
+            "invalid_body",
+            "invalid_request",
+            "unauthenticated",
+            "forbidden",
+            "quiz_not_found",
+            "invalid_id",
+        ];
+        let codes = table()
+            .into_iter()
+            .map(|(_, _, code)| code)
+            .chain(framework);
+        let missing: Vec<&str> = codes
+            .filter(|code| !sentences.contains(&format!("\n  {code}: (")))
+            .collect();
+        assert!(missing.is_empty(), "no sentence for {missing:?}");
     }
 }

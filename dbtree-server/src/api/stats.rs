@@ -134,9 +134,9 @@ impl StatsApi {
     #[oai(path = "/stats", method = "get", operation_id = "getStats")]
     async fn stats(&self) -> StatsResponse {
         respond(async {
-            Ok(StatsResponse::Ok(Json(
-                self.state.app.stats.global().await.or_problem()?.into(),
-            )))
+            let mut stats = StatsDto::from(self.state.app.stats.global().await.or_problem()?);
+            stats.welcome_bonus = self.state.app.policy.ledger.welcome_bonus.get();
+            Ok(StatsResponse::Ok(Json(stats)))
         })
         .await
     }
@@ -211,8 +211,26 @@ impl StatsApi {
                 .transactions(who.user.id, instance, page)
                 .await
                 .or_problem()?;
+            let names = self
+                .state
+                .app
+                .stats
+                .instance_names(who.user.id, found.items.iter().filter_map(|e| e.instance))
+                .await
+                .or_problem()?;
             Ok(TransactionsResponse::Ok(Json(TransactionPageDto {
-                items: found.items.iter().map(TransactionDto::from).collect(),
+                items: found
+                    .items
+                    .iter()
+                    .map(|e| {
+                        let mut dto = TransactionDto::from(e);
+                        dto.instance_name = e
+                            .instance
+                            .and_then(|i| names.get(&i))
+                            .map(ToString::to_string);
+                        dto
+                    })
+                    .collect(),
                 total: found.total,
                 limit: page.limit,
                 offset: page.offset,

@@ -166,6 +166,30 @@ from_problem!(AnswerResponse { BadRequest, Unauthorized, NotFound, Conflict, Req
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "super::bad_request")]
+pub(super) enum AbandonResponse {
+    /// Given up: the quiz can no longer be answered and another one can start at once.
+    #[oai(status = 204)]
+    Abandoned,
+    /// The attempt id is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// Missing, malformed or expired bearer token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// No such attempt of the caller.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The store is out of reach (`service_unavailable`); retry after the given seconds.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+    /// Internal error.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+}
+from_problem!(AbandonResponse { BadRequest, Unauthorized, NotFound, Unavailable, Internal } path "attemptId");
+
+#[derive(ApiResponse)]
+#[oai(bad_request_handler = "super::bad_request")]
 pub(super) enum HarvestResponse {
     /// The lemon is yours. A repeated request returns the same receipt and pays nothing.
     #[oai(status = 200)]
@@ -293,11 +317,41 @@ impl TreeApi {
         .await
     }
 
+    /// Abandon a quiz.
+    ///
+    /// An unanswered quiz can no longer be answered, and the caller's one-quiz lock is released
+    /// at once, so another lemon can be played right away. Repeating it, or abandoning an
+    /// answered quiz, changes nothing and answers 204 again.
+    #[oai(
+        path = "/quiz-attempts/:attemptId",
+        method = "delete",
+        operation_id = "abandonQuiz"
+    )]
+    async fn abandon(
+        &self,
+        auth: BearerAuth,
+        #[oai(name = "attemptId")] attempt_id: Path<String>,
+    ) -> AbandonResponse {
+        respond(async {
+            let attempt = self::attempt_id(&attempt_id)?;
+            let who = &auth.0;
+            self.state
+                .app
+                .tree
+                .abandon(who.user.id, attempt)
+                .await
+                .or_problem()?;
+            Ok(AbandonResponse::Abandoned)
+        })
+        .await
+    }
+
     /// Harvest: send the click on the moving circle.
     ///
     /// Accepted within five seconds of the answer, for a click at most 5000 ms into the
-    /// challenge and within 1.1 radii of the circle's centre at that moment. The first valid
-    /// click on a ripe lemon wins it.
+    /// challenge and within `hitTolerance` (1.1) radii of the circle's centre at some whole
+    /// millisecond between `clickOffsetMs − lagAllowanceMs` (120) and `clickOffsetMs`. The first
+    /// valid click on a ripe lemon wins it.
     #[oai(
         path = "/quiz-attempts/:attemptId/harvest",
         method = "post",

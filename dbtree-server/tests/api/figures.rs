@@ -12,7 +12,7 @@ pub(crate) async fn figures_history_and_leaderboard(app: &TestApp) {
     let stats = app.get("/api/v1/stats", None).await;
     assert_eq!(
         stats.1,
-        json!({ "lemonsHarvested": 3, "liveUsers": 1, "instancesCreated": 0 })
+        json!({ "lemonsHarvested": 3, "liveUsers": 1, "instancesCreated": 0, "welcomeBonus": 15 })
     );
     let board = app.get("/api/v1/leaderboard", None).await;
     assert_eq!(

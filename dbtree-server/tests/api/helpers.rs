@@ -49,6 +49,7 @@ pub(crate) struct TestApp {
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
     pub mailer: Arc<RecordingMailer>,
+    pub cluster: Arc<MemoryCluster>,
     pub state: Arc<ServerState>,
     stop: watch::Sender<bool>,
     cleanup: Option<(PgStore, String)>,
@@ -245,6 +246,7 @@ pub(crate) async fn spawn_app_opts(backend: Backend, options: Options) -> TestAp
         store,
         clock,
         mailer,
+        cluster,
         state,
         stop,
         cleanup,
@@ -463,6 +465,8 @@ pub(crate) fn click(challenge: &Value, offset_ms: i64) -> Value {
         fy: challenge["fy"].as_u64().unwrap() as u8,
         phase: challenge["phase"].as_f64().unwrap(),
         radius: challenge["radius"].as_f64().unwrap(),
+        hit_tolerance: challenge["hitTolerance"].as_f64().unwrap(),
+        lag_allowance_ms: challenge["lagAllowanceMs"].as_u64().unwrap() as u32,
     };
     let (x, y) = c.centre_at(offset_ms as f64);
     json!({ "clickOffsetMs": offset_ms, "x": x, "y": y })

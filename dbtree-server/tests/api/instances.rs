@@ -64,7 +64,7 @@ pub(crate) async fn create_inspect_stop_start_rotate_delete(app: &TestApp) {
     assert_eq!(password.len(), 24);
     assert_eq!(
         created.1["credentials"]["uri"],
-        format!("redis://default:{password}@db.example.test:{port}/0")
+        format!("redis://dbtree:{password}@db.example.test:{port}/0")
     );
     // the simulated cluster reports readiness; the server follows it by watching
     let mut status = String::new();
@@ -76,7 +76,7 @@ pub(crate) async fn create_inspect_stop_start_rotate_delete(app: &TestApp) {
         if status == "running" {
             assert_eq!(
                 detail.1["connection"]["uriTemplate"],
-                format!("redis://default:{{password}}@db.example.test:{port}/0")
+                format!("redis://dbtree:{{password}}@db.example.test:{port}/0")
             );
             assert!(
                 !detail.1.to_string().contains(&password),

@@ -1,4 +1,5 @@
 //! Real database clients on the URIs the API hands out, and polling with a deadline.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ where
     }
 }
 
-/// A Redis connection with the URI from the API (`redis://default:…@host:port/0`).
+/// A Redis connection with the URI from the API (`redis://dbtree:…@host:port/0`).
 pub(crate) async fn redis_at(uri: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     redis::Client::open(uri)?
         .get_multiplexed_async_connection()
@@ -75,11 +76,51 @@ pub(crate) async fn pg_read(uri: &str) -> Vec<String> {
     rows.iter().map(|r| r.get::<String, _>("name")).collect()
 }
 
+/// A MongoDB client signed in with the URI from the API
+/// (`mongodb://dbtree:…@host:port/dbtree?authSource=admin`): the sign-in happens on a `ping`.
+pub(crate) async fn mongo_at(uri: &str) -> Result<mongodb::Client, mongodb::error::Error> {
+    let client =
+        mongodb::Client::with_uri_str(format!("{uri}&serverSelectionTimeoutMS=5000")).await?;
+    client
+        .database("dbtree")
+        .run_command(mongodb::bson::doc! { "ping": 1 })
+        .await?;
+    Ok(client)
+}
+
+pub(crate) async fn mongo_write(uri: &str, value: &str) {
+    let client = mongo_at(uri).await.unwrap();
+    client
+        .database("dbtree")
+        .collection::<mongodb::bson::Document>("fruit")
+        .insert_one(mongodb::bson::doc! { "name": value })
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn mongo_read(uri: &str) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    let client = mongo_at(uri).await.unwrap();
+    let docs: Vec<mongodb::bson::Document> = client
+        .database("dbtree")
+        .collection::<mongodb::bson::Document>("fruit")
+        .find(mongodb::bson::doc! {})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    docs.iter()
+        .map(|d| d.get_str("name").unwrap().to_owned())
+        .collect()
+}
+
 /// Waits until the engine behind `uri` accepts `uri`'s password.
 pub(crate) async fn serving(engine: &str, uri: &str) {
     eventually(&format!("{engine} accepts the password"), || async {
         match engine {
             "redis" => redis_at(uri).await.ok().map(|_| ()),
+            "mongodb" => mongo_at(uri).await.ok().map(|_| ()),
             _ => match pg_at(uri).await {
                 Ok(con) => {
                     let _ = con.close().await;
@@ -98,6 +139,15 @@ pub(crate) async fn password_refused(engine: &str, uri: &str) {
         "redis" => {
             let err = redis_at(uri).await.expect_err("the password works");
             assert_eq!(err.kind(), redis::ErrorKind::AuthenticationFailed, "{err}");
+        }
+        "mongodb" => {
+            let err = mongo_at(uri).await.expect_err("the password works");
+            let auth = match err.kind.as_ref() {
+                mongodb::error::ErrorKind::Authentication { .. } => true,
+                mongodb::error::ErrorKind::Command(c) => c.code == 18,
+                _ => false,
+            };
+            assert!(auth, "not refused for its password: {err}");
         }
         _ => {
             let err = pg_at(uri).await.expect_err("the password works");

@@ -1,6 +1,7 @@
 //! The real `dbtree-server` binary on the embedded default (SQLite in its data directory, the
 //! local engine driver), with every line it logs captured, and the engines it started reaped
 //! even when a test fails half-way.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -24,20 +25,30 @@ pub(crate) struct Server {
     log: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
     client: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// `None` once handed to the next server on the same directory.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        reap_engines(&self.data_dir);
+        if self.dir.is_some() {
+            reap_engines(&self.data_dir);
+        }
     }
 }
 
-/// Kills every engine process group still recorded under the data directory (engines outlive
-/// the driver by design, so a failed test must not leave them behind).
+/// Kills every engine process group still recorded under the data directory, and every process
+/// working in an instance directory, and (as root) removes the instance accounts: engines may
+/// outlive the server, so a failed test must not leave them behind.
 fn reap_engines(data_dir: &Path) {
+    for pid in engine_processes(data_dir) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
     let Ok(entries) = std::fs::read_dir(data_dir.join("instances")) else {
         return;
     };
@@ -50,7 +61,99 @@ fn reap_engines(data_dir: &Path) {
                 .stderr(Stdio::null())
                 .status();
         }
+        let name = entry.file_name().to_string_lossy().replace('-', "");
+        if name.len() == 32 && is_root() {
+            let account = format!("dbtree-{}", &name[..16]);
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-u", &account])
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = Command::new("userdel")
+                .arg(&account)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+pub(crate) fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Live processes working in an instance directory under `data_dir`, with that instance's id.
+pub(crate) fn engine_processes_by_instance(data_dir: &Path) -> Vec<(i32, String)> {
+    let Ok(instances) = data_dir.join("instances").canonicalize() else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            let text = cwd.to_str()?.trim_end_matches(" (deleted)").to_owned();
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let below = Path::new(&text).strip_prefix(&instances).ok()?;
+            let id = below.components().next()?.as_os_str().to_str()?.to_owned();
+            (!zombie).then_some((pid, id))
+        })
+        .collect()
+}
+
+/// Live processes working in an instance directory under `data_dir`.
+pub(crate) fn engine_processes(data_dir: &Path) -> Vec<i32> {
+    engine_processes_by_instance(data_dir)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// The `ferretdb` binary `.ci/ferretdb` builds (or `DBTREE_FERRETDB`); fails at once, naming
+/// the script, when it is missing or is not such a build (dbtree runs only FerretDB built by
+/// `.ci/ferretdb`, whose SCRAM sign-in completes with the Rust driver).
+pub(crate) fn ferretdb() -> PathBuf {
+    let cache = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dbtree");
+    let path = ferretdb_found().unwrap_or_else(|| {
+        panic!(
+            "MongoDB instances need FerretDB here (no mongod): run .ci/ferretdb first (it \
+             builds FerretDB into {}), or set DBTREE_FERRETDB",
+            cache.display()
+        )
+    });
+    let says = Command::new(&path)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        says.lines().any(|l| l == "package: dbtree+scram-done"),
+        "{} is not a FerretDB built by .ci/ferretdb: run .ci/ferretdb",
+        path.display()
+    );
+    path
+}
+
+/// `DBTREE_FERRETDB`, else the newest FerretDB `.ci/ferretdb` built, if any.
+fn ferretdb_found() -> Option<PathBuf> {
+    let cache = PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dbtree");
+    std::env::var_os("DBTREE_FERRETDB")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&cache)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("bin/ferretdb"))
+                .filter(|p| p.exists())
+                .collect();
+            found.sort();
+            found.pop()
+        })
 }
 
 /// Whether nothing listens on `port` (a connection is refused).
@@ -66,12 +169,15 @@ pub(crate) fn bindable(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// Ten consecutive free NodePorts, chosen apart from other test processes by process id.
-fn free_block() -> (u16, u16) {
+/// Ten consecutive free NodePorts, chosen apart from other test processes by process id and
+/// apart from the other tests of this process.
+pub(crate) fn free_block() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let blocks = 190u16; // 30100..=31999 in blocks of ten
     let start = (std::process::id() % u32::from(blocks)) as u16;
+    let skip = NEXT.fetch_add(7, std::sync::atomic::Ordering::SeqCst);
     for n in 0..blocks {
-        let first = 30100 + ((start + n) % blocks) * 10;
+        let first = 30100 + ((start + skip + n) % blocks) * 10;
         let last = first + 9;
         if (first..=last).all(|p| bindable(p) && refused(p)) {
             return (first, last);
@@ -96,21 +202,62 @@ impl Server {
     /// debug logging (so that "never logged" covers the most lines) and a block of NodePorts
     /// no other test uses; returns once `/readyz` answers.
     pub(crate) async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::boot(tempfile::tempdir().unwrap(), free_block(), &[]).await
+    }
+
+    /// Starts the binary with a given block of NodePorts and extra settings.
+    pub(crate) async fn start_with(node_ports: (u16, u16), env: &[(&str, &str)]) -> Server {
+        Server::boot(tempfile::tempdir().unwrap(), node_ports, env).await
+    }
+
+    /// A new server on this one's directory and ports, once this one has exited.
+    pub(crate) async fn restart(mut self) -> Server {
+        assert!(
+            self.child.try_wait().unwrap().is_some(),
+            "restart a server that still runs"
+        );
+        let dir = self.dir.take().unwrap();
+        Server::boot(dir, self.node_ports, &[]).await
+    }
+
+    /// Kills the server with SIGKILL (its engines are not told).
+    pub(crate) fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn boot(dir: tempfile::TempDir, node_ports: (u16, u16), env: &[(&str, &str)]) -> Server {
+        // The engines are the installed programs: a missing one fails here, naming its package.
+        for program in dbtree_testkit::Program::ALL {
+            assert!(
+                program.locate().is_ok(),
+                "the local engines need {} here: install the Debian package `{}`, or run the \
+                 tests with `cargo xtask test`, which installs what is missing",
+                program.describe(),
+                program.debian_package()
+            );
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let node_ports = free_block();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dbtree-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dbtree-server"));
+        command
             .current_dir(dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DBTREE_LISTEN", format!("127.0.0.1:{port}"))
             .env("DBTREE_NODE_PORT_FIRST", node_ports.0.to_string())
             .env("DBTREE_NODE_PORT_LAST", node_ports.1.to_string())
-            .env("DBTREE_LOG", "debug")
+            .env("DBTREE_LOG", "debug");
+        if let Some(ferretdb) = ferretdb_found() {
+            command.env("DBTREE_FERRETDB", ferretdb);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -128,7 +275,7 @@ impl Server {
             log,
             readers,
             client: reqwest::Client::new(),
-            _dir: dir,
+            dir: Some(dir),
         };
         let started = Instant::now();
         loop {

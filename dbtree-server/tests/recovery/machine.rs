@@ -16,7 +16,7 @@ use dbtree_adapters::memory::{ManualClock, MemoryQuizLock, MemoryRateLimiter, Re
 use dbtree_adapters::sqlite::SqliteStore;
 use dbtree_adapters::system::OsEntropy;
 use dbtree_core::boundary::{
-    Cluster, ClusterError, EventStream, ProvisionRequest, Teardown, User, UserStore,
+    Cluster, ClusterError, EventStream, ProvisionRequest, Teardown, UsageReport, User, UserStore,
 };
 use dbtree_core::ids::InstanceId;
 use dbtree_core::instance::{Credentials, NodePortPolicy, RunState};
@@ -80,6 +80,14 @@ impl Cluster for CrashingCluster {
     fn events(&self) -> EventStream {
         self.inner.events()
     }
+
+    async fn usage(&self, id: InstanceId) -> Result<UsageReport, ClusterError> {
+        self.inner.usage(id).await
+    }
+
+    async fn held_instances(&self) -> Result<Vec<InstanceId>, ClusterError> {
+        self.inner.held_instances().await
+    }
 }
 
 /// The files a dbtree process leaves behind.
@@ -89,7 +97,8 @@ pub(crate) struct Disk {
 }
 
 impl Drop for Disk {
-    /// Kills engines a failed test left running (engines outlive their driver by design).
+    /// Kills engines a failed test left running (engines outlive their driver by design) and,
+    /// as root, removes the instances' accounts.
     fn drop(&mut self) {
         let Ok(entries) = std::fs::read_dir(self.data_dir().join("instances")) else {
             return;
@@ -102,6 +111,18 @@ impl Drop for Disk {
                     .args(["-KILL", "--", &group, pid])
                     .stderr(std::process::Stdio::null())
                     .status();
+            }
+            let name = entry.file_name().to_string_lossy().replace('-', "");
+            if name.len() == 32 {
+                let account = format!("dbtree-{}", &name[..16]);
+                for (tool, args) in [("pkill", vec!["-KILL", "-u"]), ("userdel", vec![])] {
+                    let _ = std::process::Command::new(tool)
+                        .args(args)
+                        .arg(&account)
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
     }

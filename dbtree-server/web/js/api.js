@@ -1,7 +1,10 @@
 /**
  * The HTTP client for `/api/v1`: JSON in and out, the bearer token from local storage, and
- * errors as `ApiError` carrying the server's stable `code`, `message` and `details`.
+ * errors as `ApiError` carrying the server's stable `code` and `details`, a sentence for people
+ * as `message` (messages.js) and the server's own words as `serverMessage`.
  */
+
+import { explain } from './messages.js';
 
 const TOKEN_KEY = 'dbtree.session';
 
@@ -11,8 +14,15 @@ export class ApiError extends Error {
     super(body?.message ?? `The server answered ${status}.`);
     this.status = status;
     this.code = body?.code ?? 'http_' + status;
-    this.details = body?.details ?? {};
+    this.details = { ...(body?.details ?? {}) };
+    if (retryAfterSeconds !== undefined && this.details.retryAfterSeconds === undefined) {
+      this.details.retryAfterSeconds = retryAfterSeconds;
+    }
     this.retryAfterSeconds = retryAfterSeconds;
+    this.serverMessage = body?.message ?? null;
+    const { text, detail } = explain(this);
+    this.message = text;
+    this.detail = detail;
   }
 }
 

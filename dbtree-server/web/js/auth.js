@@ -4,7 +4,7 @@
  */
 
 import { api, session } from './api.js';
-import { $, busy, duration, everySecond, showError, toast } from './ui.js';
+import { $, busy, clock, duration, everySecond, plural, showError, toast } from './ui.js';
 
 let profile = null;
 const listeners = new Set();
@@ -37,7 +37,7 @@ export async function refreshProfile() {
   try {
     setProfile(await api('GET', '/me', { auth: true }));
   } catch (error) {
-    if (error.status !== 401) toast(error.message, 'error');
+    if (error.status !== 401) toast(error, 'error');
   }
   return profile;
 }
@@ -47,10 +47,18 @@ export function setBalance(balance) {
   if (profile) setProfile({ ...profile, balance });
 }
 
-/** Milliseconds of harvest cooldown left. */
+/**
+ * Milliseconds of harvest cooldown left: the one source every countdown of the rest reads
+ * (the header chip, the tree's banner, the lemons' labels, the messages).
+ */
 export function cooldownLeftMs() {
   if (!profile?.cooldownUntil) return 0;
   return Math.max(0, Date.parse(profile.cooldownUntil) - Date.now());
+}
+
+/** The cooldown left as "59:58" (or "1:00:00"), the one format every countdown uses. */
+export function cooldownText() {
+  return clock(cooldownLeftMs());
 }
 
 function renderHeader() {
@@ -59,14 +67,16 @@ function renderHeader() {
   $('streak-chip').hidden = !signedIn;
   if (signedIn) {
     $('balance').textContent = String(profile.balance);
-    $('balance-chip').title = `Balance (earnings stop at ${profile.balanceCap})`;
-    $('streak').textContent = String(profile.streakDays);
+    $('balance-unit').textContent = profile.balance === 1 ? 'lemon' : 'lemons';
+    $('streak').textContent = plural(profile.streakDays, 'day', 'days');
   }
   stopCooldownTick?.();
   stopCooldownTick = everySecond(() => {
     const left = cooldownLeftMs();
     $('cooldown-chip').hidden = left === 0;
-    $('cooldown').textContent = duration(left);
+    $('cooldown').textContent = cooldownText();
+    $('cooldown-chip').title = left > 0 ? `Your lemons rest: you can harvest again in ${duration(left)}` : '';
+    document.dispatchEvent(new CustomEvent('dbtree:cooldown-tick'));
     if (left === 0 && profile?.cooldownUntil) {
       stopCooldownTick?.();
       refreshProfile();
@@ -84,7 +94,7 @@ export async function signOut() {
   try {
     await api('DELETE', '/auth/session', { auth: true });
   } catch (error) {
-    if (error.status !== 401) toast(error.message, 'error');
+    if (error.status !== 401) toast(error, 'error');
   }
   session.clear();
   location.hash = '#tree';

@@ -4,9 +4,10 @@
  */
 
 import { api, session } from './api.js';
-import { currentProfile, onProfile, signOutEverywhere } from './auth.js';
+import { cooldownLeftMs, cooldownText, currentProfile, onProfile, signOutEverywhere } from './auth.js';
 import { confirm } from './instances.js';
-import { $, busy, duration, fill, h, lemons, showError, toast, when } from './ui.js';
+import { runwaySentence } from './runway.js';
+import { $, busy, fill, h, lemons, perHour, plural, showError, toast, when } from './ui.js';
 
 const KINDS = {
   welcome_bonus: 'Welcome bonus',
@@ -27,16 +28,23 @@ function renderFigures(p) {
     fill($('profile-figures'));
     return;
   }
-  const cooling = p.cooldownUntil ? Date.parse(p.cooldownUntil) - Date.now() : 0;
-  const figure = (label, value) => h('div', { className: 'figure card' }, h('dt', {}, label), h('dd', {}, value));
+  const figure = (label, value, className = '') => h('div', { className: `figure card ${className}` }, h('dt', {}, label), h('dd', {}, value));
+  const runs = p.runwayHours === undefined || p.runwayHours === null
+    ? 'nothing running'
+    : `${perHour(p.hourlyBurn)}: lasts ${plural(p.runwayHours, 'hour', 'hours')}`;
+  // the address may break after its @, never in the middle of a word
+  const [local, domain] = p.email.split('@');
   fill($('profile-figures'),
     figure('Balance', `${lemons(p.balance)} (cap ${p.balanceCap})`),
+    figure('Running cost', runs, p.lowBalance ? 'low' : ''),
     figure('Earned in total', lemons(p.earnedTotal)),
     figure('Spent in total', lemons(p.spentTotal)),
-    figure('Harvest streak', `${p.streakDays} day${p.streakDays === 1 ? '' : 's'}`),
-    figure('Next harvest', cooling > 0 ? `in ${duration(cooling)}` : 'now'),
-    figure('Member since', when(p.createdAt)),
-    figure('Signed in as', p.email));
+    figure('Harvest streak', plural(p.streakDays, 'day', 'days')),
+    figure('Next harvest', cooldownLeftMs() > 0 ? `in ${cooldownText()}` : 'now'),
+    figure('Member since', new Date(p.createdAt).toLocaleDateString()),
+    figure('Signed in as', h('span', { className: 'email' }, local, h('wbr'), `@${domain ?? ''}`)));
+  const sentence = runwaySentence(p);
+  $('runway-explained').textContent = sentence ?? 'No database runs now, so your lemons are not being spent.';
 }
 
 function svg(tag, attrs = {}, ...children) {
@@ -94,7 +102,7 @@ async function loadTransactions() {
     ? h('tr', {}, h('td', { colSpan: 4, className: 'muted' }, 'No transactions yet.'))
     : page.items.map((t) => h('tr', { 'data-kind': t.kind },
       h('td', {}, when(t.createdAt)),
-      h('td', {}, KINDS[t.kind] ?? t.kind),
+      h('td', {}, KINDS[t.kind] ?? t.kind, t.instanceName ? h('span', { className: 'muted' }, ` · ${t.instanceName}`) : null),
       h('td', { className: `num ${t.amount < 0 ? 'minus' : 'plus'}` }, `${t.amount > 0 ? '+' : ''}${t.amount}`),
       h('td', { className: 'num' }, String(t.balanceAfter)))));
   const first = page.total === 0 ? 0 : page.offset + 1;

@@ -1,21 +1,29 @@
 /**
- * One round for a lemon: the quiz dialog with its time limit, then (after a right answer) the
- * moving circle drawn with the same path function as dbtree-core (see path.js) and a visible
- * 5-second bar, then the click sent with its offset and position, and the outcome.
+ * One round for a lemon: the quiz dialog with its countdown and the circle's speed said up front,
+ * then (after a right answer) the moving circle drawn with the same path function as dbtree-core
+ * (see path.js) and a visible 5-second bar, then the click sent with its offset and position,
+ * and the outcome (a win is celebrated).
+ *
+ * Closing the dialog (or running out of time) before answering abandons the quiz on the server
+ * (`DELETE /quiz-attempts/{id}`), which frees the one-quiz lock at once: another lemon can be
+ * played right away. A new round waits for that to finish.
  */
 
 import { api } from './api.js';
 import { refreshProfile, setBalance } from './auth.js';
-import { HIT_TOLERANCE, centreAt } from './path.js';
+import { SPEEDS, allowedDistance, centreAt } from './path.js';
 import { $, fill, h, lemons, toast } from './ui.js';
 
 /** The round in progress, or null. */
 let round = null;
+/** The abandon request of the last round, while it runs. */
+let abandoning = Promise.resolve();
 
 function stage(name) {
   $('quiz-stage').hidden = name !== 'quiz';
   $('challenge-stage').hidden = name !== 'challenge';
   $('outcome-stage').hidden = name !== 'outcome';
+  $('quiz-close-hint').hidden = name !== 'quiz';
   $('quiz-dialog').dataset.stage = name;
   if (round) round.stage = name;
 }
@@ -26,6 +34,15 @@ function stopTimers() {
   clearInterval(round.quizTimer);
   round.frame = 0;
   round.quizTimer = 0;
+}
+
+/** Gives the round's quiz up on the server if it was never answered. */
+function abandon(current) {
+  if (!current || current.answered) return;
+  current.answered = true;
+  abandoning = api('DELETE', `/quiz-attempts/${current.quiz.attemptId}`, { auth: true }).catch(() => {
+    // the server frees the lock at the deadline anyway
+  });
 }
 
 /** Ends the round with an outcome: `won`, `faster`, `late`, `missed`, `wrong` or `error`. */
@@ -39,35 +56,47 @@ function finish(kind, headline, detail = '') {
   outcome.textContent = headline;
   $('outcome-detail').textContent = detail;
   $('outcome-explanation').textContent = round.explanation ? `Why: ${round.explanation}` : '';
+  $('win-art').hidden = kind !== 'won';
   $('quiz-close').focus();
 }
 
 function quizTick() {
   const left = round.quiz.timeLimitMs - (performance.now() - round.quizShownAt);
   $('quiz-timer').value = Math.max(0, (left / round.quiz.timeLimitMs) * 1000);
-  $('quiz-time-left').textContent = `${Math.max(0, left / 1000).toFixed(0)} s left`;
+  $('quiz-time-left').textContent = `${Math.max(0, Math.ceil(left / 1000))} s left`;
+  $('quiz-time-left').dataset.urgent = String(left < 5000);
   if (left <= 0 && round.stage === 'quiz' && !round.answering) {
-    finish('late', 'Too late: the time to answer ran out.', 'Pick another lemon and try again.');
+    abandon(round);
+    finish('late', 'Too late: the time to answer ran out.', 'Pick another lemon: you can play again right away.');
   }
 }
+
+const DIFFICULTY = { easy: 'An easy question', normal: 'A question of normal difficulty', hard: 'A hard question' };
 
 /** Starts a round on the lemon at `position` (the caller checked it is ripe). */
 export async function play(position) {
   if (round) return;
+  round = { position, starting: true };
+  await abandoning;
   let quiz;
   try {
     quiz = await api('POST', `/tree/${position}/quiz`, { auth: true });
   } catch (error) {
-    toast(error.message, 'error');
+    round = null;
+    toast(error, 'error');
     if (error.code === 'harvest_cooldown') refreshProfile();
     return;
   }
-  round = { position, quiz, stage: 'quiz', quizShownAt: performance.now(), answering: false, done: false };
+  round = { position, quiz, stage: 'quiz', quizShownAt: performance.now(), answering: false, answered: false, done: false };
   $('quiz-title').textContent = `Lemon ${position + 1}: quiz`;
+  const speed = SPEEDS[quiz.circleSpeed] ?? quiz.circleSpeed;
+  $('quiz-speed').textContent = `${DIFFICULTY[quiz.difficulty] ?? 'A question'}: answer right and a ${speed} circle appears for 5 seconds.`;
+  $('quiz-speed').dataset.speed = quiz.circleSpeed;
   $('quiz-question').textContent = quiz.question;
   fill($('quiz-options'), quiz.options.map((text, index) =>
     h('button', { type: 'button', className: 'option', 'data-option': index, onclick: () => answer(index) }, text)));
   stage('quiz');
+  $('win-art').hidden = true;
   const dialog = $('quiz-dialog');
   dialog.showModal();
   $('quiz-options').querySelector('button')?.focus();
@@ -84,11 +113,13 @@ async function answer(option) {
   try {
     result = await api('POST', `/quiz-attempts/${current.quiz.attemptId}/answer`, { auth: true, body: { option } });
   } catch (error) {
+    current.answered = true;
     if (round !== current) return;
-    if (error.code === 'quiz_time_expired') finish('late', 'Too late: the time to answer ran out.');
+    if (error.code === 'quiz_time_expired') finish('late', 'Too late: the time to answer ran out.', 'Pick another lemon: you can play again right away.');
     else finish('error', error.message);
     return;
   }
+  current.answered = true;
   if (round !== current) return;
   clearInterval(current.quizTimer);
   current.explanation = result.explanation;
@@ -122,10 +153,7 @@ function startChallenge(challenge) {
   $('window-bar').max = challenge.windowMs;
   stage('challenge');
   $('quiz-title').textContent = `Lemon ${round.position + 1}: harvest`;
-  area.dataset.fx = String(challenge.fx);
-  area.dataset.fy = String(challenge.fy);
-  area.dataset.phase = String(challenge.phase);
-  area.dataset.periodMs = String(challenge.periodMs);
+  for (const [key, value] of Object.entries(challenge)) area.dataset[key] = String(value);
   area.focus();
   round.shownAt = performance.now();
   area.dataset.shownAt = String(round.shownAt);
@@ -160,8 +188,9 @@ async function harvestAt(timeStamp, x, y) {
     if (round !== current) return;
     setBalance(won.balance);
     const bonus = won.streakBonus > 0 ? ` Streak bonus: +${lemons(won.streakBonus)}.` : '';
+    $('win-amount').textContent = `+${won.reward + won.streakBonus}`;
     finish('won', `You won lemon ${current.position + 1}! +${lemons(won.reward)}.`,
-      `Balance: ${lemons(won.balance)}.${bonus} The lemon regrows in an hour.`);
+      `Balance: ${lemons(won.balance)}.${bonus} This lemon regrows in an hour, and your lemons rest for an hour before your next harvest.`);
     refreshProfile();
   } catch (error) {
     if (round !== current) return;
@@ -177,7 +206,7 @@ async function harvestAt(timeStamp, x, y) {
         const off = Number(error.details?.distance);
         const allowed = Number(error.details?.allowed);
         const by = Number.isFinite(off) && Number.isFinite(allowed)
-          ? `The click was ${(off * 100).toFixed(1)} % of the play area from the centre; ${(allowed * 100).toFixed(1)} % counts.`
+          ? `The click was ${(off * 100).toFixed(1)} % of the play area from the circle's centre; up to ${(allowed * 100).toFixed(1)} % counts.`
           : '';
         finish('missed', 'Missed the circle.', by);
         break;
@@ -207,7 +236,7 @@ function onKey(event) {
     c.y = Math.min(1, Math.max(0, c.y + dy));
     const cross = $('crosshair');
     cross.hidden = false;
-    place(cross, c.x, c.y, round.challenge.radius * 2 * HIT_TOLERANCE);
+    place(cross, c.x, c.y, allowedDistance(round.challenge) * 2);
   } else if (event.key === 'Enter' || event.key === ' ') {
     event.preventDefault();
     harvestAt(event.timeStamp, round.crosshair.x, round.crosshair.y);
@@ -215,9 +244,10 @@ function onKey(event) {
 }
 
 function onLemonGone(event) {
-  if (!round || round.done || round.clicked) return;
+  if (!round || round.done || round.clicked || !round.quiz) return;
   if (event.detail.position !== round.position) return;
   if (round.stage === 'quiz' && round.answering) return;
+  abandon(round);
   finish('faster', 'Someone was faster: this lemon was just harvested.', 'Pick another ripe lemon.');
 }
 
@@ -229,6 +259,7 @@ function init() {
   $('quiz-close').addEventListener('click', () => dialog.close());
   dialog.addEventListener('close', () => {
     const position = round?.position;
+    abandon(round);
     stopTimers();
     round = null;
     if (position !== undefined) document.querySelector(`.lemon[data-position="${position}"]`)?.focus();

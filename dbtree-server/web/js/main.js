@@ -8,6 +8,7 @@ import * as auth from './auth.js';
 import * as dashboard from './dashboard.js';
 import * as databases from './databases.js';
 import * as leaderboard from './leaderboard.js';
+import * as runway from './runway.js';
 import * as tree from './tree.js';
 import { $ } from './ui.js';
 
@@ -27,7 +28,11 @@ function show(name) {
     return;
   }
   if (current) VIEWS[current].hide?.();
+  const first = current === null;
   current = name;
+  closeMenu();
+  // a new view opens at its top, not at the previous view's scroll position
+  if (!first) window.scrollTo(0, 0);
   for (const section of document.querySelectorAll('main > .view')) {
     section.hidden = section.id !== `view-${name}`;
   }
@@ -67,7 +72,21 @@ function applyTheme() {
   document.documentElement.dataset.theme = dark ? 'dark' : 'light';
   const toggle = $('theme-toggle');
   toggle.setAttribute('aria-pressed', String(dark));
-  toggle.textContent = 'Dark theme';
+  // the button says what it does
+  toggle.textContent = dark ? 'Light theme' : 'Dark theme';
+  toggle.title = dark ? 'Switch to the light theme' : 'Switch to the dark theme';
+}
+
+function closeMenu() {
+  $('menu-toggle').setAttribute('aria-expanded', 'false');
+  $('menu-panel').classList.remove('open');
+}
+
+function toggleMenu() {
+  const open = $('menu-toggle').getAttribute('aria-expanded') !== 'true';
+  $('menu-toggle').setAttribute('aria-expanded', String(open));
+  $('menu-panel').classList.toggle('open', open);
+  if (open) $('menu-panel').querySelector('a, button')?.focus();
 }
 
 function toggleTheme() {
@@ -87,9 +106,20 @@ function start() {
   applyTheme();
   darkQuery.addEventListener('change', applyTheme);
   $('theme-toggle').addEventListener('click', toggleTheme);
+  $('menu-toggle').addEventListener('click', toggleMenu);
+  $('menu-panel').addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') {
+      closeMenu();
+      $('menu-toggle').focus();
+    }
+  });
+  document.addEventListener('click', (event) => {
+    if (!event.target.closest('#menu-panel, #menu-toggle')) closeMenu();
+  });
   $('signout').addEventListener('click', () => auth.signOut());
   document.addEventListener('dbtree:session', sessionChanged);
   auth.init();
+  runway.init();
   tree.init();
   databases.init();
   dashboard.init();

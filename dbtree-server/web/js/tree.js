@@ -1,12 +1,15 @@
 /**
  * The tree: ten lemons at fixed places, ripe or regrowing with a countdown, kept live from the
- * server-sent events of `/api/v1/tree/events` (each event is one lemon's new state).
+ * server-sent events of `/api/v1/tree/events` (each event is one lemon's new state). Until the
+ * first answer arrives the lemons show as unknown, never as ripe. While the signed-in user's
+ * harvest cooldown runs, ripe lemons show as resting, counted down from the one cooldown source
+ * (auth.js). Signed out, the landing block says what dbtree is.
  */
 
 import { api, session } from './api.js';
-import { cooldownLeftMs, onProfile } from './auth.js';
+import { cooldownLeftMs, cooldownText, onProfile } from './auth.js';
 import { play } from './harvest.js';
-import { $, clock, duration, fill, h, toast } from './ui.js';
+import { $, clock, duration, fill, h, lemons as lemonsText, toast } from './ui.js';
 
 /** Lemons by position, as last heard from the server. */
 const lemons = new Map();
@@ -19,19 +22,30 @@ function serverNow() {
   return Date.now() + skewMs;
 }
 
+function resting() {
+  return session.signedIn && cooldownLeftMs() > 0;
+}
+
 function describe(lemon) {
-  if (lemon.state === 'ripe') return { label: 'ripe', aria: `Lemon ${lemon.position + 1}, ripe: play for it` };
+  const n = lemon.position + 1;
+  if (lemon.state === 'ripe' && resting()) {
+    return { state: 'resting', label: 'resting', aria: `Lemon ${n}, ripe, but your lemons rest for ${duration(cooldownLeftMs())}` };
+  }
+  if (lemon.state === 'ripe') return { state: 'ripe', label: 'ripe', aria: `Lemon ${n}, ripe: play for it` };
   const left = lemon.regrowsAt ? Date.parse(lemon.regrowsAt) - serverNow() : 0;
   const text = left > 0 ? `back in ${clock(left)}` : 'ripening…';
-  return { label: text, aria: `Lemon ${lemon.position + 1}, regrowing, ${left > 0 ? 'back in ' + duration(left) : 'ripening now'}` };
+  return { state: 'regrowing', label: text, aria: `Lemon ${n}, regrowing, ${left > 0 ? 'back in ' + duration(left) : 'ripening now'}` };
 }
 
 function slot(position) {
   let button = document.querySelector(`.lemon[data-position="${position}"]`);
   if (!button) {
-    button = h('button', { type: 'button', className: 'lemon', 'data-position': position, onclick: () => pick(position) },
-      h('span', { className: 'fruit', 'aria-hidden': 'true' }),
-      h('span', { className: 'lemon-label' }));
+    button = h('button', {
+      type: 'button', className: 'lemon', 'data-position': position, 'data-state': 'unknown',
+      'aria-label': `Lemon ${position + 1}, loading`, 'aria-disabled': 'true', onclick: () => pick(position),
+    },
+    h('span', { className: 'fruit', 'aria-hidden': 'true' }),
+    h('span', { className: 'lemon-label' }, '…'));
     $('lemons').append(h('li', { className: `lemon-slot pos-${position}` }, button));
   }
   return button;
@@ -39,20 +53,26 @@ function slot(position) {
 
 function render(lemon) {
   const button = slot(lemon.position);
-  const { label, aria } = describe(lemon);
-  button.dataset.state = lemon.state;
+  const { state, label, aria } = describe(lemon);
+  button.dataset.state = state;
   button.setAttribute('aria-label', aria);
-  button.setAttribute('aria-disabled', String(lemon.state !== 'ripe'));
+  button.setAttribute('aria-disabled', String(state !== 'ripe'));
   button.querySelector('.lemon-label').textContent = label;
 }
 
 function renderAll() {
   for (const lemon of [...lemons.values()].sort((a, b) => a.position - b.position)) render(lemon);
+  $('landing').hidden = session.signedIn;
+  const rest = resting();
+  $('rest-banner').hidden = !rest;
+  if (rest) $('rest-left').textContent = cooldownText();
+  if (lemons.size === 0) {
+    $('tree-hint').textContent = 'Loading the tree…';
+    return;
+  }
   const ripe = [...lemons.values()].filter((l) => l.state === 'ripe').length;
-  const cooling = cooldownLeftMs();
   let hint = `${ripe} of 10 lemons are ripe.`;
   if (!session.signedIn) hint += ' Sign in to play.';
-  else if (cooling > 0) hint += ` You can harvest again in ${duration(cooling)}.`;
   $('tree-hint').textContent = hint;
 }
 
@@ -93,7 +113,18 @@ async function load() {
     for (const lemon of tree.lemons) lemons.set(lemon.position, lemon);
     renderAll();
   } catch (error) {
-    toast(error.message, 'error');
+    toast(error, 'error');
+  }
+}
+
+async function loadWelcome() {
+  try {
+    const stats = await api('GET', '/stats');
+    if (Number.isFinite(stats.welcomeBonus)) {
+      $('welcome-line').textContent = `New accounts start with ${lemonsText(stats.welcomeBonus)}: enough for a small database right away.`;
+    }
+  } catch {
+    // the generic sentence stays
   }
 }
 
@@ -104,7 +135,8 @@ export function lemonAt(position) {
 
 function pick(position) {
   const lemon = lemons.get(position);
-  if (!lemon || lemon.state !== 'ripe') {
+  if (!lemon) return;
+  if (lemon.state !== 'ripe') {
     toast('That lemon is regrowing. Pick a ripe one.');
     return;
   }
@@ -113,9 +145,8 @@ function pick(position) {
     location.hash = '#signin';
     return;
   }
-  const cooling = cooldownLeftMs();
-  if (cooling > 0) {
-    toast(`You harvested recently: you can play again in ${duration(cooling)}.`);
+  if (resting()) {
+    toast(`Your lemons are resting after your harvest: you can play again in ${cooldownText()}.`);
     return;
   }
   play(position);
@@ -125,9 +156,14 @@ function pick(position) {
 export function init() {
   fill($('lemons'));
   for (let p = 0; p < 10; p += 1) slot(p);
+  renderAll();
   load();
+  loadWelcome();
   connect();
   onProfile(renderAll);
+  document.addEventListener('dbtree:cooldown-tick', () => {
+    if (resting() || !$('rest-banner').hidden) renderAll();
+  });
   ticking = setInterval(() => {
     for (const lemon of lemons.values()) if (lemon.state !== 'ripe') render(lemon);
   }, 1000);

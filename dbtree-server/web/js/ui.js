@@ -62,24 +62,84 @@ export function when(iso) {
   return Number.isNaN(date.getTime()) ? '—' : date.toLocaleString();
 }
 
-/** "1 lemon", "3 lemons". */
-export function lemons(n) {
-  return `${n} ${Math.abs(n) === 1 ? 'lemon' : 'lemons'}`;
+/** "1 day", "3 days". */
+export function plural(n, one, many) {
+  return `${n.toLocaleString()} ${Math.abs(n) === 1 ? one : many}`;
 }
 
-/** Shows a short message in the live region at the bottom of the page. */
+/** "1 lemon", "3 lemons". */
+export function lemons(n) {
+  return plural(n, 'lemon', 'lemons');
+}
+
+/** "2 lemons/h" (an hourly price, with its unit). */
+export function perHour(n) {
+  return `${lemons(n)}/h`;
+}
+
+/** "48 lemons/day". */
+export function perDay(n) {
+  return `${lemons(n)}/day`;
+}
+
+/** "1,440 lemons/month". */
+export function perMonth(n) {
+  return `${lemons(n)}/month`;
+}
+
+/** "14:00" in the reader's time zone. */
+export function hourMinute(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? '—' : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** "today at 14:00", "tomorrow at 03:00", or a date and time. */
+export function dayAndTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '—';
+  const start = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((start(date) - start(new Date())) / 86_400_000);
+  const at = hourMinute(iso);
+  if (days === 0) return `today at ${at}`;
+  if (days === 1) return `tomorrow at ${at}`;
+  return date.toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+}
+
+/** The text of an error: its sentence for people (ApiError.message) or the thrown text. */
+export function errorText(error) {
+  return error?.message ?? String(error);
+}
+
+/**
+ * Shows a short message in the live region at the bottom of the page. `message` is a string
+ * or an error (its sentence is shown).
+ */
 export function toast(message, kind = 'info') {
   const region = $('toasts');
-  const item = h('div', { className: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, message);
+  const text = typeof message === 'string' ? message : errorText(message);
+  const item = h('div', { className: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
   region.append(item);
+  // at most two at a time: older ones make room
+  while (region.children.length > 2) region.firstElementChild.remove();
   setTimeout(() => item.remove(), 6000);
 }
 
-/** Writes an error (or clears it) in a form's error slot. */
+/**
+ * Writes an error (or clears it) in a form's error slot: the sentence for people, and the
+ * server's own words behind a "Details" disclosure when they add something.
+ */
 export function showError(slot, error) {
   if (!slot) return;
-  slot.textContent = error ? (error.message ?? String(error)) : '';
-  slot.hidden = !error;
+  if (!error) {
+    slot.replaceChildren();
+    slot.hidden = true;
+    return;
+  }
+  slot.replaceChildren(errorText(error));
+  if (error.detail) {
+    slot.append(' ', h('details', { className: 'detail' }, h('summary', {}, 'Details'), h('span', {}, error.detail)));
+  }
+  slot.hidden = false;
 }
 
 /** Disables a button while `work` runs. */

@@ -114,6 +114,32 @@ impl UserStore for MemoryStore {
     async fn count_live_users(&self) -> Result<u64, BackendError> {
         Ok(self.state.lock().live_by_email.len() as u64)
     }
+
+    async fn mark_low_balance_warned(
+        &self,
+        id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        let mut s = self.state.lock();
+        if s.live_user(id).is_none() || s.low_balance_warned.contains_key(&id) {
+            return Ok(false);
+        }
+        s.low_balance_warned.insert(id, now);
+        Ok(true)
+    }
+
+    async fn clear_low_balance_warning(&self, id: UserId) -> Result<bool, BackendError> {
+        Ok(self.state.lock().low_balance_warned.remove(&id).is_some())
+    }
+
+    async fn low_balance_warned(&self) -> Result<Vec<UserId>, BackendError> {
+        let s = self.state.lock();
+        Ok(s.low_balance_warned
+            .keys()
+            .copied()
+            .filter(|id| s.live_user(*id).is_some())
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -121,7 +121,7 @@ impl TreeStore for MemoryStore {
             .attempts
             .get_mut(&id)
             .ok_or(RecordAnswerError::UnknownAttempt)?;
-        if attempt.answer.is_some() {
+        if !attempt.is_unanswered() {
             return Err(RecordAnswerError::AlreadyAnswered(Box::new(
                 attempt.clone(),
             )));
@@ -132,6 +132,18 @@ impl TreeStore for MemoryStore {
             HarvestState::NotEligible
         };
         attempt.answer = Some(answer.clone());
+        Ok(attempt.clone())
+    }
+
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError> {
+        let mut s = self.state.lock();
+        let attempt = s
+            .attempts
+            .get_mut(&id)
+            .ok_or_else(|| BackendError::new("unknown attempt"))?;
+        if attempt.is_unanswered() {
+            attempt.harvest = HarvestState::Abandoned;
+        }
         Ok(attempt.clone())
     }
 

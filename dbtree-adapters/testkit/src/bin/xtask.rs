@@ -2,13 +2,16 @@
 //! machine with only Rust.
 //!
 //! - `cargo xtask test [ARGS…]` installs the Debian packages the tests need when they are
-//!   missing (as root, with apt), or says exactly which to install; then runs
-//!   `cargo test --workspace --locked ARGS…`; then waits for every throwaway server the tests
-//!   started to be stopped and removed, and fails if any process of the tests is left behind.
-//! - `cargo xtask install [--ci]` installs what the tests need (with `--ci`, also what the rest of
+//!   missing (as root, with apt), or says exactly which to install; builds FerretDB with
+//!   `.ci/ferretdb` when no build of it is there and Go is installed (the MongoDB tests need it);
+//!   then runs `cargo test --workspace --locked ARGS…`; then waits for every throwaway server the
+//!   tests started to be stopped and removed, and fails if any process of the tests is left
+//!   behind.
+//! - `cargo xtask install [--ci]` does the same set-up (with `--ci`, also what the rest of
 //!   `.ci/run` needs) and prints the versions found.
 
-use std::process::{Command, ExitCode};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use dbtree_testkit::Program;
@@ -42,21 +45,33 @@ fn main() -> ExitCode {
 }
 
 /// The Debian packages behind the programs that are not installed.
-fn missing(ci: bool) -> Vec<&'static str> {
-    let mut packages: Vec<&'static str> = Program::ALL
+fn missing(ci: bool) -> Vec<String> {
+    let mut packages: Vec<String> = Program::ALL
         .into_iter()
         .filter(|program| program.locate().is_err())
-        .map(Program::debian_package)
+        .map(|program| program.debian_package().to_owned())
         .collect();
+    packages.extend(plperl_missing());
     if ci {
         packages.extend(
             CI_ONLY
                 .into_iter()
                 .filter(|(program, _)| !on_path(program))
-                .map(|(_, package)| package),
+                .map(|(_, package)| package.to_owned()),
         );
     }
     packages
+}
+
+/// PL/Perl for the PostgreSQL server found (`postgresql-plperl-<major>`), if it is missing: the
+/// hostile-tenant suite proves that an installed untrusted language (`plperlu`) is refused to a
+/// tenant. Only for Debian's layout (`/usr/lib/postgresql/<major>/bin`); nothing to say before
+/// PostgreSQL itself is installed.
+fn plperl_missing() -> Option<String> {
+    let bin = Program::PostgresServer.locate().ok()?;
+    let major: u32 = bin.parent()?.file_name()?.to_str()?.parse().ok()?;
+    let control = format!("/usr/share/postgresql/{major}/extension/plperlu.control");
+    (!Path::new(&control).exists()).then(|| format!("postgresql-plperl-{major}"))
 }
 
 fn on_path(program: &str) -> bool {
@@ -65,29 +80,32 @@ fn on_path(program: &str) -> bool {
 }
 
 /// Installs what is missing with apt when running as root; otherwise says what to install.
+/// Twice at most: PL/Perl's package is known only once PostgreSQL is installed.
 fn ensure_installed(ci: bool) -> Result<(), String> {
-    let packages = missing(ci);
-    if packages.is_empty() {
-        return Ok(());
+    for _ in 0..2 {
+        let packages = missing(ci);
+        if packages.is_empty() {
+            return Ok(());
+        }
+        let list = packages.join(" ");
+        if !geteuid().is_root() || !on_path("apt-get") {
+            return Err(format!(
+                "the tests need these Debian packages, which are not installed: {list}\n\
+                 install them (sudo apt-get install {list}) and run this again"
+            ));
+        }
+        println!("xtask: installing {list} with apt-get");
+        let started = Instant::now();
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        println!(
+            "xtask: installed {list} in {} s",
+            started.elapsed().as_secs()
+        );
     }
-    let list = packages.join(" ");
-    if !geteuid().is_root() || !on_path("apt-get") {
-        return Err(format!(
-            "the tests need these Debian packages, which are not installed: {list}\n\
-             install them (sudo apt-get install {list}) and run this again"
-        ));
-    }
-    println!("xtask: installing {list} with apt-get");
-    let started = Instant::now();
-    run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&packages)
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    println!(
-        "xtask: installed {list} in {} s",
-        started.elapsed().as_secs()
-    );
     let still = missing(ci);
     if still.is_empty() {
         Ok(())
@@ -96,6 +114,42 @@ fn ensure_installed(ci: bool) -> Result<(), String> {
             "still missing after apt-get install: {}",
             still.join(" ")
         ))
+    }
+}
+
+/// `.ci/ferretdb`, next to this crate in the workspace.
+fn ferretdb_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/ferretdb")
+}
+
+/// FerretDB for the MongoDB tests (this machine has no `mongod`): `.ci/ferretdb` reuses its build
+/// or makes one (Go needed; a few minutes the first time). Without Go and without a build, the
+/// MongoDB tests fail at once naming the script: said here, not fatal, so that the rest of the
+/// suite still runs. `DBTREE_FERRETDB` names a binary instead.
+fn ensure_ferretdb() -> Result<(), String> {
+    if std::env::var_os("DBTREE_FERRETDB").is_some() {
+        return Ok(());
+    }
+    let script = ferretdb_script();
+    let started = Instant::now();
+    let status = Command::new(&script)
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if status.success() {
+        println!(
+            "xtask: FerretDB ready for the MongoDB tests ({} s)",
+            started.elapsed().as_secs()
+        );
+        Ok(())
+    } else if on_path("go") {
+        Err(format!("{} failed: {status}", script.display()))
+    } else {
+        eprintln!(
+            "xtask: FerretDB is not built and Go is not installed: the MongoDB tests will fail \
+             (install Go 1.22 or later and run .ci/ferretdb)"
+        );
+        Ok(())
     }
 }
 
@@ -112,6 +166,7 @@ fn run(command: &mut Command) -> Result<(), String> {
 
 fn install(ci: bool) -> Result<ExitCode, String> {
     ensure_installed(ci)?;
+    ensure_ferretdb()?;
     let postgres = Program::PostgresServer
         .locate()
         .map_err(|e| e.to_string())?
@@ -146,6 +201,7 @@ fn version(program: &str) -> String {
 
 fn test(cargo_args: &[String]) -> Result<ExitCode, String> {
     ensure_installed(false)?;
+    ensure_ferretdb()?;
     // Processes the tests leave behind (the keepers of throwaway servers, which outlive their
     // test binary by the time it takes to stop a server) become our children, so that we can
     // wait for them and see what is left.

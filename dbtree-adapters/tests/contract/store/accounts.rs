@@ -536,3 +536,54 @@ pub(crate) async fn leaderboards_and_inquiries(env: &StoreEnv) {
     let second = s.record_inquiry(a.id, &inquiry, t0()).await.unwrap();
     assert_ne!(first, second);
 }
+
+pub(crate) async fn low_balance_warnings_are_set_once_and_cleared(env: &StoreEnv) {
+    let s = &env.store;
+    let ann = user(s, 60).await;
+    let bob = user(s, 61).await;
+    assert!(s.low_balance_warned().await.unwrap().is_empty());
+    assert!(s.mark_low_balance_warned(ann.id, t0()).await.unwrap());
+    assert!(
+        !env.second
+            .mark_low_balance_warned(ann.id, t0())
+            .await
+            .unwrap(),
+        "set once"
+    );
+    // concurrent marks from several replicas: exactly one wins
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 {
+                env.store.clone()
+            } else {
+                env.second.clone()
+            };
+            let id = bob.id;
+            tokio::spawn(async move { store.mark_low_balance_warned(id, t0()).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        won += u32::from(task.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let mut warned = s.low_balance_warned().await.unwrap();
+    warned.sort();
+    let mut both = vec![ann.id, bob.id];
+    both.sort();
+    assert_eq!(warned, both);
+    assert!(s.clear_low_balance_warning(ann.id).await.unwrap());
+    assert!(
+        !s.clear_low_balance_warning(ann.id).await.unwrap(),
+        "cleared once"
+    );
+    assert_eq!(s.low_balance_warned().await.unwrap(), vec![bob.id]);
+    assert!(
+        s.mark_low_balance_warned(ann.id, t0()).await.unwrap(),
+        "a new episode"
+    );
+    // a deleted account is not listed (and cannot be marked)
+    s.delete_user(bob.id, t0()).await.unwrap();
+    assert_eq!(s.low_balance_warned().await.unwrap(), vec![ann.id]);
+    assert!(!s.mark_low_balance_warned(bob.id, t0()).await.unwrap());
+}

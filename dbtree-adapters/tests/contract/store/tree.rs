@@ -132,6 +132,78 @@ pub(crate) async fn attempts_need_a_ripe_lemon_and_take_the_first_answer(env: &S
     );
 }
 
+pub(crate) async fn an_abandoned_attempt_is_never_answered_and_an_answered_one_never_abandoned(
+    env: &StoreEnv,
+) {
+    let s = &env.store;
+    planted(s).await;
+    let u = user(s, 31).await;
+    let lemon = s.lemons().await.unwrap()[2].clone();
+    let new = |n: u8| NewAttempt {
+        id: AttemptId::from_random_bytes([n; 16]),
+        user: u.id,
+        position: lemon.position,
+        lemon_cycle: lemon.cycle,
+        quiz: lemon.quiz,
+        started_at: t0(),
+        time_limit: TimeDelta::seconds(15),
+    };
+    let answer = AnswerRecord {
+        option: 0,
+        correct: true,
+        on_time: true,
+        at: t0(),
+        challenge: Some(challenge()),
+    };
+    // abandoned first: the answer is refused, with the stored (abandoned) attempt
+    let given_up = s.start_attempt(&new(7)).await.unwrap();
+    let stored = s.abandon_attempt(given_up.id).await.unwrap();
+    assert_eq!(
+        (stored.harvest.clone(), stored.answer.clone()),
+        (HarvestState::Abandoned, None)
+    );
+    assert!(matches!(
+        s.record_answer(given_up.id, &answer).await,
+        Err(RecordAnswerError::AlreadyAnswered(a)) if a.harvest == HarvestState::Abandoned && a.answer.is_none()
+    ));
+    assert_eq!(
+        s.abandon_attempt(given_up.id).await.unwrap().harvest,
+        HarvestState::Abandoned,
+        "abandoning twice changes nothing"
+    );
+    // answered first: abandoning changes nothing
+    let answered = s.start_attempt(&new(8)).await.unwrap();
+    s.record_answer(answered.id, &answer).await.unwrap();
+    let stored = s.abandon_attempt(answered.id).await.unwrap();
+    assert_eq!(stored.harvest, HarvestState::Open);
+    assert_eq!(stored.answer, Some(answer.clone()));
+    assert!(
+        s.abandon_attempt(AttemptId::from_random_bytes([9; 16]))
+            .await
+            .is_err()
+    );
+    // racing: exactly one of answer and abandon wins
+    for n in 10..20u8 {
+        let raced = s.start_attempt(&new(n)).await.unwrap();
+        let (a, b) = (env.store.clone(), env.second.clone());
+        let record = answer.clone();
+        let answering = tokio::spawn(async move { a.record_answer(raced.id, &record).await });
+        let abandoning = tokio::spawn(async move { b.abandon_attempt(raced.id).await });
+        let answered = answering.await.unwrap().is_ok();
+        abandoning.await.unwrap().unwrap();
+        let end = s.attempt(raced.id).await.unwrap().unwrap();
+        if answered {
+            assert_eq!(end.harvest, HarvestState::Open, "{n}");
+        } else {
+            assert_eq!(
+                (end.harvest, end.answer),
+                (HarvestState::Abandoned, None),
+                "{n}"
+            );
+        }
+    }
+}
+
 pub(crate) async fn a_claim_pays_once_and_replays_its_receipt(env: &StoreEnv) {
     let s = &env.store;
     planted(s).await;

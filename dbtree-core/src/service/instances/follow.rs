@@ -4,7 +4,9 @@ use chrono::TimeDelta;
 
 use super::super::{Deps, InternalError};
 use super::{InstanceService, ResyncReport};
-use crate::boundary::{ClusterErrorKind, ClusterEvent, Observation, Teardown, TransitionError};
+use crate::boundary::{
+    ClusterError, ClusterErrorKind, ClusterEvent, Observation, Teardown, TransitionError,
+};
 use crate::ids::InstanceId;
 use crate::instance::{Instance, InstanceEvent, InstanceStatus, RunState};
 
@@ -64,8 +66,9 @@ impl InstanceService {
     }
 
     /// Makes the cluster match dbtree's records: pushes every desired run state again, retries
-    /// pending teardowns, releases the ports of failed instances the cluster no longer holds, and
-    /// refunds provisionings interrupted by a crash (unknown to the cluster after five minutes).
+    /// pending teardowns, releases the ports of failed instances the cluster no longer holds,
+    /// refunds provisionings interrupted by a crash (unknown to the cluster after five minutes),
+    /// and removes what the cluster holds of instances dbtree no longer owns.
     ///
     /// # Errors
     /// [`InternalError`] for storage failures; cluster failures are counted, not fatal.
@@ -131,7 +134,35 @@ impl InstanceService {
                 S::Error | S::Deleted => {}
             }
         }
+        self.remove_orphans(&mut report).await?;
         Ok(report)
+    }
+
+    /// Removes from the cluster every instance it still holds that dbtree no longer owns: its
+    /// record is in `error`, deleted, or unknown (a crash between steps, an engine left over).
+    async fn remove_orphans(&self, report: &mut ResyncReport) -> Result<(), InternalError> {
+        let deps = &self.deps;
+        let held = match deps.cluster.held_instances().await {
+            Ok(held) => held,
+            Err(_) => {
+                report.failures += 1;
+                return Ok(());
+            }
+        };
+        for id in held {
+            let owned = deps.store.instance(id).await?.is_some_and(|i| {
+                !matches!(i.status, InstanceStatus::Error | InstanceStatus::Deleted)
+            });
+            if owned {
+                continue;
+            }
+            match teardown(deps, id).await? {
+                Some(true) => report.orphans_removed += 1,
+                Some(false) => {}
+                None => report.failures += 1,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -224,18 +255,27 @@ pub(crate) async fn push_run_state(
     deps: &Deps,
     instance: Instance,
 ) -> Result<(Instance, bool), InternalError> {
+    let (instance, refused) = push_run_state_or_refusal(deps, instance).await?;
+    Ok((instance, refused.is_none()))
+}
+
+/// [`push_run_state`], returning the cluster's refusal (if any) instead of whether it applied.
+pub(crate) async fn push_run_state_or_refusal(
+    deps: &Deps,
+    instance: Instance,
+) -> Result<(Instance, Option<ClusterError>), InternalError> {
     let Some(state) = instance.status.desired_run_state() else {
-        return Ok((instance, true));
+        return Ok((instance, None));
     };
     let now = deps.clock.now();
-    let (reason, applied) = match deps.cluster.set_run_state(instance.id, state).await {
-        Ok(()) => (None, true),
+    let (reason, refused) = match deps.cluster.set_run_state(instance.id, state).await {
+        Ok(()) => (None, None),
         Err(e) => (
             Some(format!(
                 "{PENDING_PREFIX} to apply {state:?}: {}",
                 e.message
             )),
-            false,
+            Some(e),
         ),
     };
     let was_pending = instance
@@ -243,7 +283,7 @@ pub(crate) async fn push_run_state(
         .as_deref()
         .is_some_and(|r| r.starts_with(PENDING_PREFIX));
     if reason.is_none() && !was_pending {
-        return Ok((instance, true));
+        return Ok((instance, None));
     }
     deps.store
         .set_status_reason(instance.id, reason.as_deref(), now)
@@ -253,5 +293,5 @@ pub(crate) async fn push_run_state(
         .instance(instance.id)
         .await?
         .ok_or_else(|| InternalError::Inconsistent("instance vanished".into()))?;
-    Ok((stored, applied))
+    Ok((stored, refused))
 }
