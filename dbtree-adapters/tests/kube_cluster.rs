@@ -201,7 +201,10 @@ async fn serve_provisioning(api: &mut ApiServer, request: &ProvisionRequest) {
         .await;
     call.assert_server_side_apply();
     assert_eq!(call.body["kind"], "Secret");
-    assert_eq!(call.body["stringData"]["username"], "default");
+    assert_eq!(
+        call.body["stringData"]["username"],
+        request.engine.username()
+    );
     assert_eq!(
         call.body["stringData"]["password"],
         request.credentials.password.expose()
