@@ -307,11 +307,7 @@ impl Cluster for LocalCluster {
             record: &record,
             run_as: &run_as,
         };
-        match record.engine {
-            Engine::Redis => engines::redis::usage(ctx, &admin).await,
-            Engine::Postgresql => engines::postgres::usage(ctx, &admin).await,
-            Engine::Mongodb => not_available("the local driver does not measure MongoDB yet"),
-        }
+        engines::usage(ctx, &admin).await
     }
 
     fn engine_support(&self, engine: Engine) -> EngineSupport {

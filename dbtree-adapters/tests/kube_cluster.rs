@@ -190,6 +190,10 @@ async fn serve_provisioning(api: &mut ApiServer, request: &ProvisionRequest) {
         call.body["metadata"]["labels"]["dbtree.cloud/owner"],
         request.owner.to_string()
     );
+    assert_eq!(
+        call.body["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
     call.echo("1");
 
     let call = api
@@ -197,7 +201,10 @@ async fn serve_provisioning(api: &mut ApiServer, request: &ProvisionRequest) {
         .await;
     call.assert_server_side_apply();
     assert_eq!(call.body["kind"], "Secret");
-    assert_eq!(call.body["stringData"]["username"], "default");
+    assert_eq!(
+        call.body["stringData"]["username"],
+        request.engine.username()
+    );
     assert_eq!(
         call.body["stringData"]["password"],
         request.credentials.password.expose()

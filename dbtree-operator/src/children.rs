@@ -5,6 +5,7 @@
 //! `spec.resources.diskGib` by server-side apply (a template is immutable), and cleanup deletes
 //! it by name.
 
+mod admin;
 mod engine_config;
 mod mongodb;
 mod pod;
@@ -30,7 +31,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
+pub use admin::{
+    ADMIN_PASSWORD_ENV, ADMIN_PASSWORD_LEN, admin_password, admin_secret, admin_username,
+};
 pub use engine_config::EngineSettings;
+pub use redis::{ADMIN_USER as REDIS_ADMIN_USER, TENANT_ACL_RULES as REDIS_TENANT_ACL_RULES};
 
 /// Field manager of the operator's server-side applies.
 pub const FIELD_MANAGER: &str = "dbtree-operator";
@@ -99,6 +104,10 @@ pub struct ChildNames {
     pub config_map: String,
     /// PersistentVolumeClaim.
     pub data: String,
+    /// The `generateName` prefix of dbtree's administrative Secret for the engine (`<name>-admin-`;
+    /// the API server completes the name). Not a valid Secret name by itself: until
+    /// [`Children::with_admin_secret`] names the real one, the pod template cannot be applied.
+    pub admin_secret: String,
 }
 
 impl ChildNames {
@@ -108,6 +117,7 @@ impl ChildNames {
             workload: instance_name.to_owned(),
             config_map: format!("{instance_name}-config"),
             data: format!("{instance_name}-data"),
+            admin_secret: format!("{instance_name}-admin-"),
         }
     }
 }
@@ -199,33 +209,19 @@ pub fn engine_port(engine: EngineKind) -> i32 {
 /// [`SpecError`] when the metadata lacks a name, namespace or uid, the name cannot prefix the
 /// children's names, or `spec.engineConfig` holds an unknown key or a bad value.
 pub fn desired_children(dbi: &DBInstance, config: &ChildrenConfig) -> Result<Children, SpecError> {
-    let name = dbi
-        .meta()
-        .name
-        .clone()
-        .ok_or(SpecError::MissingMetadata { field: "name" })?;
-    let namespace = dbi
-        .namespace()
-        .ok_or(SpecError::MissingMetadata { field: "namespace" })?;
-    let owner = dbi
-        .controller_owner_ref(&())
-        .ok_or(SpecError::MissingMetadata { field: "uid" })?;
-    check_name(&name)?;
+    let meta = child_meta(dbi)?;
+    let name = dbi.meta().name.clone().unwrap_or_default();
     let spec = &dbi.spec;
     let settings = EngineSettings::validate(spec.engine, &spec.engine_config)?;
     let names = ChildNames::for_instance(&name);
-    let meta = ChildMeta {
-        namespace,
-        owner: OwnerReference {
-            block_owner_deletion: Some(true),
-            ..owner
-        },
-        labels: instance_labels(dbi),
-    };
     let plan = match spec.engine {
-        EngineKind::Postgresql => postgres::plan(spec, &settings, &config.postgres_image),
-        EngineKind::Redis => redis::plan(spec, &settings, &config.redis_image),
-        EngineKind::Mongodb => mongodb::plan(spec, &settings, &config.mongodb_image),
+        EngineKind::Postgresql => {
+            postgres::plan(spec, &settings, &config.postgres_image, &names.admin_secret)
+        }
+        EngineKind::Redis => redis::plan(spec, &settings, &config.redis_image, &names.admin_secret),
+        EngineKind::Mongodb => {
+            mongodb::plan(spec, &settings, &config.mongodb_image, &names.admin_secret)
+        }
     };
     let config_map = ConfigMap {
         metadata: meta.object(&names.config_map),
@@ -243,6 +239,30 @@ pub fn desired_children(dbi: &DBInstance, config: &ChildrenConfig) -> Result<Chi
         network_policy: network_policy(&meta, &names, spec.engine),
         stateful_set: pod::stateful_set(&meta, &names, spec, plan),
         config_map,
+    })
+}
+
+/// The metadata of `dbi`'s children, after checking that its name can prefix theirs.
+fn child_meta(dbi: &DBInstance) -> Result<ChildMeta, SpecError> {
+    let name = dbi
+        .meta()
+        .name
+        .clone()
+        .ok_or(SpecError::MissingMetadata { field: "name" })?;
+    let namespace = dbi
+        .namespace()
+        .ok_or(SpecError::MissingMetadata { field: "namespace" })?;
+    let owner = dbi
+        .controller_owner_ref(&())
+        .ok_or(SpecError::MissingMetadata { field: "uid" })?;
+    check_name(&name)?;
+    Ok(ChildMeta {
+        namespace,
+        owner: OwnerReference {
+            block_owner_deletion: Some(true),
+            ..owner
+        },
+        labels: instance_labels(dbi),
     })
 }
 
@@ -433,5 +453,9 @@ pub(crate) struct EnginePlan {
 /// Where the ConfigMap is mounted in the engine's containers.
 pub const CONFIG_DIR: &str = "/etc/dbtree";
 
+#[cfg(test)]
+mod tenant_postgres_tests;
+#[cfg(test)]
+mod tenant_tests;
 #[cfg(test)]
 mod tests;

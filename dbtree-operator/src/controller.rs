@@ -5,6 +5,8 @@
 //! [`crate::status::desired_status`], [`crate::backoff::Backoff::delay`]); this module only
 //! talks to the API server around them.
 
+mod admin_secret;
+mod apply;
 mod cleanup;
 
 use std::collections::HashMap;
@@ -24,15 +26,11 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::arbiter::{Arbiter, key_of};
 use crate::backoff::{Backoff, random_jitter};
-use crate::children::{
-    ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children, keep_storage_class,
-};
+use crate::children::{ChildrenConfig, FIELD_MANAGER, FINALIZER, desired_children};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::status::{Blocker, Observation, desired_status};
@@ -189,6 +187,10 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                // A child's event for an instance already gone: nothing to do, nothing wrong.
+                Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "already deleted");
+                }
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
         })
@@ -307,18 +309,12 @@ async fn provision(
         }
         (Ok(children), Ok(())) => {
             if adopt_secret(ctx, dbi, namespace).await? {
-                let client = &ctx.client;
-                apply(client, namespace, &children.config_map).await?;
-                let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-                let existing = claims
-                    .get_opt(children.data.metadata.name.as_deref().unwrap_or_default())
-                    .await?;
-                let data = keep_storage_class(children.data, existing.as_ref());
-                apply(client, namespace, &data).await?;
-                apply(client, namespace, &children.service).await?;
-                apply(client, namespace, &children.network_policy).await?;
-                let sts = apply(client, namespace, &children.stateful_set).await?;
-                (None, Some(sts))
+                let admin = admin_secret::name(ctx, dbi, namespace).await?;
+                let children = children.with_admin_secret(&admin);
+                match apply::children(&ctx.client, namespace, children).await? {
+                    Ok(sts) => (None, Some(sts)),
+                    Err(refused) => (Some(refused), None),
+                }
             } else {
                 let name = dbi.spec.secret_ref.name.clone();
                 (Some(Blocker::SecretMissing { name }), None)
@@ -376,21 +372,6 @@ async fn adopt_secret(ctx: &Context, dbi: &DBInstance, namespace: &str) -> Resul
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Server-side apply of one child as `dbtree-operator`, taking ownership of the fields it sets.
-async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, Error>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    let name = object.meta().name.clone().unwrap_or_default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(object)).await?)
 }
 
 async fn write_status(

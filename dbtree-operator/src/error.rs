@@ -13,6 +13,9 @@ pub enum Error {
     /// A status or patch body could not be serialised.
     #[error("cannot serialise a request body: {0}")]
     Serialise(#[from] serde_json::Error),
+    /// The operating system gave no randomness for an administrator password.
+    #[error("no randomness for a password: {0}")]
+    Entropy(String),
 }
 
 impl Error {
@@ -25,6 +28,7 @@ impl Error {
             Error::Kube(_) => "api_unreachable",
             Error::Unaddressable(_) => "unaddressable",
             Error::Serialise(_) => "serialise",
+            Error::Entropy(_) => "entropy",
         }
     }
 }

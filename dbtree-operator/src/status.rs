@@ -28,6 +28,14 @@ pub enum Blocker {
         /// Why, naming the field.
         message: String,
     },
+    /// The API server refused a child as invalid (a 422), e.g. a NodePort another Service
+    /// holds; the same object cannot be applied until something changes.
+    Rejected {
+        /// The condition reason (`NodePortUnavailable`, `ChildRejected`).
+        reason: &'static str,
+        /// The API server's message, naming the child.
+        message: String,
+    },
     /// Other instances hold what this one needs (see [`crate::arbiter`]); it waits for them.
     Contended {
         /// The condition reason ([`crate::arbiter::Contention::reason`]).
@@ -103,7 +111,10 @@ fn decide(obs: &Observation<'_>) -> (Phase, String, Verdict, Verdict, Option<i32
             ),
             None,
         ),
-        (Some(Blocker::Contended { reason, message }), _) => (
+        (
+            Some(Blocker::Contended { reason, message } | Blocker::Rejected { reason, message }),
+            _,
+        ) => (
             Phase::Failed,
             message.clone(),
             (false, reason, message.clone()),

@@ -34,7 +34,7 @@ mod validate;
 pub use body::{Rejection, parse};
 pub use config::WebhookConfig;
 pub use refusal::Refusal;
-pub use review::{DRY_RUN_WARNING, decide, respond, review};
+pub use review::{BACKUPS_NOT_IMPLEMENTED_WARNING, DRY_RUN_WARNING, decide, respond, review};
 pub use settings::{InvalidSetting, WebhookSettings};
 pub use snapshot::{LiveInstances, Snapshot, instance_status};
 pub use validate::{ValidSpec, validate_spec};

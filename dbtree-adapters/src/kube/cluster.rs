@@ -142,6 +142,9 @@ fn labels(instance: InstanceId, owner: &str) -> BTreeMap<String, String> {
     ])
 }
 
+/// A user's namespace. Pod Security `restricted` is enforced in it: the operator's engine pods
+/// meet it (non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp), and
+/// nothing else is meant to run there.
 fn namespace_object(owner: &str) -> Namespace {
     Namespace {
         metadata: ObjectMeta {
@@ -149,6 +152,10 @@ fn namespace_object(owner: &str) -> Namespace {
             labels: Some(BTreeMap::from([
                 (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
                 (OWNER_LABEL.to_owned(), owner.to_owned()),
+                (
+                    "pod-security.kubernetes.io/enforce".to_owned(),
+                    "restricted".to_owned(),
+                ),
             ])),
             ..ObjectMeta::default()
         },

@@ -9,14 +9,14 @@
 mod ferretdb;
 mod mongo;
 mod mongo_admin;
-pub(crate) mod postgres;
-pub(crate) mod redis;
+mod postgres;
+mod redis;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dbtree_core::boundary::{ClusterError, EngineSupport};
+use dbtree_core::boundary::{ClusterError, EngineSupport, UsageReport};
 use dbtree_core::instance::{Engine, Password};
 use nix::sys::signal::Signal;
 
@@ -168,6 +168,18 @@ pub(crate) fn server_command(ctx: Ctx<'_>) -> Result<ServerCommand, ClusterError
         args,
         stdin,
     })
+}
+
+/// What the engine reports about its own use, asked as the instance's administrator.
+pub(crate) async fn usage(ctx: Ctx<'_>, admin: &Password) -> Result<UsageReport, ClusterError> {
+    match (ctx.record.engine, ctx.record.backend) {
+        (Engine::Redis, _) => redis::usage(ctx, admin).await,
+        (Engine::Postgresql, _) => postgres::usage(ctx, admin).await,
+        (Engine::Mongodb, Backend::Native) => mongo_admin::usage(&mongo::socket(ctx), admin).await,
+        (Engine::Mongodb, Backend::Ferretdb) => {
+            mongo_admin::usage(&ferretdb::socket(ctx), admin).await
+        }
+    }
 }
 
 /// Clears what a killed engine may have left that would stop it from starting again.

@@ -93,11 +93,15 @@ impl Engine {
         let user = self.username();
         match self {
             Engine::Postgresql => {
-                format!("psql \"host={host} port={port} user={user} dbname=postgres\"")
+                let db = self.database();
+                format!("psql \"host={host} port={port} user={user} dbname={db}\"")
             }
             Engine::Redis => format!("redis-cli -h {host} -p {port} --user {user} --askpass"),
             Engine::Mongodb => {
-                format!("mongosh \"mongodb://{host}:{port}/?authSource=admin\" --username {user}")
+                let db = self.database();
+                format!(
+                    "mongosh \"mongodb://{host}:{port}/{db}?authSource=admin\" --username {user}"
+                )
             }
         }
     }
@@ -142,15 +146,15 @@ mod tests {
         let table = [
             (
                 Engine::Postgresql,
-                "psql \"host=h port=30001 user=dbtree dbname=postgres\"",
+                "psql \"host=h port=30001 user=dbtree dbname=dbtree\"",
             ),
             (
                 Engine::Redis,
-                "redis-cli -h h -p 30001 --user default --askpass",
+                "redis-cli -h h -p 30001 --user dbtree --askpass",
             ),
             (
                 Engine::Mongodb,
-                "mongosh \"mongodb://h:30001/?authSource=admin\" --username dbtree",
+                "mongosh \"mongodb://h:30001/dbtree?authSource=admin\" --username dbtree",
             ),
         ];
         for (engine, command) in table {

@@ -1,8 +1,9 @@
 //! Prints the `DBInstance` CustomResourceDefinition as YAML. Its output is committed as
 //! `deploy/crd.yaml`; `.ci/manifests` fails when the two differ.
 //!
-//! With `--example-children` it prints instead the objects the operator would apply for one
-//! sample instance of each engine, so that CI can validate them against the Kubernetes schemas.
+//! With `--example-children` it prints instead the objects the operator would create for one
+//! sample instance of each engine (the administrator Secret, then the children), so that CI can
+//! validate them against the Kubernetes schemas.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::io::Write;
 use dbtree_adapters::kube::{
     DBInstance, DBInstanceSpec, EngineKind, PresetKind, ResourcesSpec, RunStateSpec, SecretRef,
 };
-use dbtree_operator::children::{ChildrenConfig, desired_children};
+use dbtree_operator::children::{ChildrenConfig, admin_secret, desired_children};
 use kube::CustomResourceExt;
 
 fn main() -> anyhow::Result<()> {
@@ -32,8 +33,16 @@ fn main() -> anyhow::Result<()> {
             .into_iter()
             .enumerate()
             {
-                let c = desired_children(&sample(engine, n), &ChildrenConfig::default())?;
+                let dbi = sample(engine, n);
+                let admin = admin_secret(&dbi, "ExampleAdminPasswordExampleAdmin")?;
+                let admin_name = format!(
+                    "{}-admin-x7k2p",
+                    dbi.metadata.name.clone().unwrap_or_default()
+                );
+                let c = desired_children(&dbi, &ChildrenConfig::default())?
+                    .with_admin_secret(&admin_name);
                 for doc in [
+                    serde_yaml::to_string(&admin)?,
                     serde_yaml::to_string(&c.config_map)?,
                     serde_yaml::to_string(&c.data)?,
                     serde_yaml::to_string(&c.service)?,

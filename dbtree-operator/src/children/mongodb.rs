@@ -1,13 +1,14 @@
 //! MongoDB (standalone): `mongod.conf` with the WiredTiger cache sized from the memory limit
-//! and authorisation on, and a start-up step that applies the Secret's password to an existing
-//! data directory.
+//! and authorisation on, and a setup step on every start that applies both Secrets:
+//! dbtree's administrator (`root`) and the tenant, a user with `dbOwner` on its own database
+//! and no other role.
 
 use std::collections::BTreeMap;
 
 use dbtree_adapters::kube::{DBInstanceSpec, EngineKind};
 use k8s_openapi::api::core::v1::Container;
 
-use super::pod::{SYNC_CREDENTIALS_FILE, secret_env, sync_credentials_container, tcp_probe};
+use super::pod::{SETUP_FILE, setup_container, tcp_probe, tenant_and_admin_env};
 use super::{CONFIG_DIR, EnginePlan, EngineSettings};
 
 const PORT: i32 = 27017;
@@ -33,63 +34,73 @@ fn config_file(spec: &DBInstanceSpec, settings: &EngineSettings) -> String {
     )
 }
 
-/// Runs before the engine on every start. A fresh volume is initialised by the image's
-/// entrypoint from `MONGO_INITDB_ROOT_*`; on an existing one a `mongod` without authorisation,
-/// bound to the pod's loopback on another port, creates or updates the root user from the
-/// Secret (a rotation), then shuts down. Credentials are read from the environment by mongosh.
-const SYNC_CREDENTIALS: &str = r#"#!/bin/sh
-# Rendered by dbtree-operator: applies the credentials Secret's password on every start.
+/// Runs before the engine on every start: a `mongod` without authorisation, bound to the pod's
+/// loopback on another port (nothing outside this init container can reach it, and the engine
+/// is not running yet), creates or updates both users from the Secrets, then shuts down.
+/// Credentials are read from the environment by mongosh, never from the command line.
+const SETUP: &str = r#"#!/bin/sh
+# Rendered by dbtree-operator: dbtree's administrator and the tenant's user, applied on every
+# start.
 set -eu
-if [ ! -f /data/db/WiredTiger ]; then
-  exit 0
+if ! printf '%s' "$DBTREE_USERNAME" | grep -Eq '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$' \
+   || [ "$DBTREE_USERNAME" = dbtree-admin ] || [ "$DBTREE_USERNAME" = admin ]; then
+  echo "setup: the credentials Secret's username '$DBTREE_USERNAME' is not allowed" >&2
+  exit 1
 fi
 mongod --dbpath /data/db --bind_ip 127.0.0.1 --port 27018 --wiredTigerCacheSizeGB 0.25 \
-  --fork --logpath /tmp/sync-credentials.log
-mongosh --quiet --norc --port 27018 --eval '
-const admin = db.getSiblingDB("admin");
-const user = process.env.MONGO_INITDB_ROOT_USERNAME;
-const pwd = process.env.MONGO_INITDB_ROOT_PASSWORD;
-if (admin.getUser(user)) {
-  admin.updateUser(user, { pwd: pwd });
-} else {
-  admin.createUser({ user: user, pwd: pwd, roles: [{ role: "root", db: "admin" }] });
-}'
+  --fork --logpath /tmp/setup.log
+mongosh --quiet --norc --port 27018 --file /etc/dbtree/setup.js
 mongod --dbpath /data/db --shutdown
 "#;
 
-pub(crate) fn plan(spec: &DBInstanceSpec, settings: &EngineSettings, image: &str) -> EnginePlan {
-    let secret = &spec.secret_ref.name;
-    let env = vec![
-        secret_env("MONGO_INITDB_ROOT_USERNAME", secret, "username"),
-        secret_env("MONGO_INITDB_ROOT_PASSWORD", secret, "password"),
-    ];
+/// The users: dbtree's administrator with `root`, the tenant (in `admin`, as the connection
+/// URI's `authSource` says) with `dbOwner` on the database named after it and nothing else.
+/// Roles are replaced, not added to, so any drift is put back.
+pub(crate) const SETUP_JS: &str = r#"// Rendered by dbtree-operator; edits are overwritten.
+const tenant = process.env.DBTREE_USERNAME;
+const upsert = (user, pwd, roles) => {
+  const admin = db.getSiblingDB("admin");
+  if (admin.getUser(user)) {
+    admin.updateUser(user, { pwd: pwd, roles: roles });
+  } else {
+    admin.createUser({ user: user, pwd: pwd, roles: roles });
+  }
+};
+upsert("dbtree-admin", process.env.DBTREE_ADMIN_PASSWORD, [{ role: "root", db: "admin" }]);
+upsert(tenant, process.env.DBTREE_PASSWORD, [{ role: "dbOwner", db: tenant }]);
+"#;
+
+pub(crate) fn plan(
+    spec: &DBInstanceSpec,
+    settings: &EngineSettings,
+    image: &str,
+    admin_secret: &str,
+) -> EnginePlan {
     // mongosh is a Node.js program too heavy for a probe in a 512 MiB pod: probe the socket.
     let main = Container {
         name: "mongodb".into(),
         image: Some(image.to_owned()),
-        args: Some(vec![
+        // The server itself, not the image's entrypoint: the setup step owns the users.
+        command: Some(vec![
             "mongod".into(),
             "--config".into(),
             format!("{CONFIG_DIR}/mongod.conf"),
         ]),
-        env: Some(env.clone()),
         startup_probe: Some(tcp_probe(PORT, 5, 60)),
         readiness_probe: Some(tcp_probe(PORT, 10, 3)),
         liveness_probe: Some(tcp_probe(PORT, 10, 6)),
         ..Container::default()
     };
-    let init = sync_credentials_container(image, env);
+    let env = tenant_and_admin_env(&spec.secret_ref.name, admin_secret);
     EnginePlan {
         engine: EngineKind::Mongodb,
         files: BTreeMap::from([
             ("mongod.conf".to_owned(), config_file(spec, settings)),
-            (
-                SYNC_CREDENTIALS_FILE.to_owned(),
-                SYNC_CREDENTIALS.to_owned(),
-            ),
+            (SETUP_FILE.to_owned(), SETUP.to_owned()),
+            ("setup.js".to_owned(), SETUP_JS.to_owned()),
         ]),
         main,
-        init: Some(init),
+        init: Some(setup_container(image, env)),
         data_path: "/data/db",
         scratch: vec![("tmp", "/tmp")],
     }

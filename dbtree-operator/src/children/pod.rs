@@ -241,19 +241,27 @@ pub(crate) fn config_hash(files: &BTreeMap<String, String>) -> u64 {
     hash
 }
 
-/// The ConfigMap file of the script that applies the Secret's password to existing data.
-pub(crate) const SYNC_CREDENTIALS_FILE: &str = "sync-credentials.sh";
+/// The ConfigMap file of the setup step (PostgreSQL and MongoDB keep users in their data, so
+/// both Secrets are applied to it on every start).
+pub(crate) const SETUP_FILE: &str = "setup.sh";
 
-/// The init container that runs [`SYNC_CREDENTIALS_FILE`] with the engine's image and
-/// credentials before the engine starts (PostgreSQL and MongoDB keep users in their data).
-pub(crate) fn sync_credentials_container(image: &str, env: Vec<EnvVar>) -> Container {
+/// The environment that carries both credentials into a container: the tenant's user name and
+/// password from its credentials Secret, the administrator's password from the operator's
+/// Secret. Both Secrets must exist (not optional).
+pub(crate) fn tenant_and_admin_env(tenant_secret: &str, admin_secret: &str) -> Vec<EnvVar> {
+    vec![
+        secret_env("DBTREE_USERNAME", tenant_secret, "username"),
+        secret_env("DBTREE_PASSWORD", tenant_secret, "password"),
+        secret_env(super::ADMIN_PASSWORD_ENV, admin_secret, "password"),
+    ]
+}
+
+/// The init container that runs [`SETUP_FILE`] with the engine's image before the engine.
+pub(crate) fn setup_container(image: &str, env: Vec<EnvVar>) -> Container {
     Container {
-        name: "sync-credentials".into(),
+        name: "setup".into(),
         image: Some(image.to_owned()),
-        command: Some(vec![
-            "sh".into(),
-            format!("{CONFIG_DIR}/{SYNC_CREDENTIALS_FILE}"),
-        ]),
+        command: Some(vec!["sh".into(), format!("{CONFIG_DIR}/{SETUP_FILE}")]),
         env: Some(env),
         ..Container::default()
     }

@@ -1,15 +1,35 @@
-//! Redis: `redis.conf` with `maxmemory` below the container limit and append-only persistence,
-//! and an ACL file written from the Secret at start (the `default` user is switched off).
+//! Redis: `redis.conf` with `maxmemory` below the container limit, append-only persistence and
+//! the debug and module commands switched off, and an ACL file written from both Secrets at
+//! start: the tenant's user may run every data command and none that observes or changes the
+//! server; dbtree's administrator (readiness, maintenance) is a separate user; `default` is off
+//! unless it is the tenant's own name.
 
 use std::collections::BTreeMap;
 
 use dbtree_adapters::kube::{DBInstanceSpec, EngineKind};
 use k8s_openapi::api::core::v1::Container;
 
-use super::pod::{exec_probe, secret_env, tcp_probe};
+use super::pod::{exec_probe, tcp_probe, tenant_and_admin_env};
 use super::{CONFIG_DIR, EnginePlan, EngineSettings};
 
 const PORT: i32 = 6379;
+
+/// The tenant's ACL rules: every key and channel, every command but those of the `@admin` and
+/// `@dangerous` categories, with the data commands of `@dangerous` given back (`FLUSHDB`,
+/// `FLUSHALL`, `KEYS`, `SORT`, `SWAPDB`) and the server commands named again so that a new
+/// Redis version that moves one out of those categories does not hand it over: `CONFIG`,
+/// `MODULE`, `DEBUG`, `SHUTDOWN`, `ACL` (except `ACL WHOAMI`), `REPLICAOF`/`SLAVEOF`,
+/// `MIGRATE`, `FAILOVER`, `MONITOR`, `SAVE`, `BGSAVE`, `BGREWRITEAOF`, replication, `INFO`,
+/// `RESTORE` (a crafted payload can crash the server) and `CLIENT KILL/LIST/PAUSE` (other
+/// connections).
+pub const TENANT_ACL_RULES: &str = "~* &* +@all -@admin -@dangerous \
+    +flushdb +flushall +keys +sort +sort_ro +swapdb \
+    -config -module -debug -shutdown -acl +acl|whoami -replicaof -slaveof -migrate -failover \
+    -monitor -save -bgsave -bgrewriteaof -sync -psync -replconf -info -restore -restore-asking \
+    -client|kill -client|list -client|pause -client|unpause -lastsave -latency -slowlog";
+
+/// The administrator's ACL user name.
+pub const ADMIN_USER: &str = "dbtree-admin";
 
 /// `maxmemory` in MiB: three quarters of the limit, leaving room for fragmentation, client
 /// buffers and the append-only rewrite.
@@ -26,6 +46,9 @@ fn config_file(spec: &DBInstanceSpec, settings: &EngineSettings) -> String {
          protected-mode no\n\
          dir /data\n\
          aclfile /run/dbtree/users.acl\n\
+         enable-debug-command no\n\
+         enable-module-command no\n\
+         enable-protected-configs no\n\
          maxmemory {maxmemory}mb\n\
          maxmemory-policy {policy}\n\
          appendonly {appendonly}\n\
@@ -40,31 +63,55 @@ fn config_file(spec: &DBInstanceSpec, settings: &EngineSettings) -> String {
 }
 
 /// The container's entrypoint: the ACL file lives in memory (an emptyDir), readable by the
-/// engine's user only, and is rewritten from the Secret on every start.
-const START: &str = r#"#!/bin/sh
-# Rendered by dbtree-operator: writes the ACL from the credentials Secret, then runs Redis.
+/// engine's user only, and is rewritten from the Secrets on every start. A user name or
+/// password that could change the meaning of an ACL line is refused.
+fn start_script() -> String {
+    format!(
+        r#"#!/bin/sh
+# Rendered by dbtree-operator: writes the ACL from the credentials Secrets, then runs Redis.
 set -eu
 umask 077
-printf 'user default off\nuser %s on >%s ~* &* +@all\n' "$DBTREE_USERNAME" "$DBTREE_PASSWORD" \
-  > /run/dbtree/users.acl
+tenant="$DBTREE_USERNAME"
+if ! printf '%s' "$tenant" | grep -Eq '^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,63}}$' \
+   || [ "$tenant" = {ADMIN_USER} ]; then
+  echo "start: the credentials Secret's username '$tenant' is not allowed" >&2
+  exit 1
+fi
+for password in "$DBTREE_PASSWORD" "$DBTREE_ADMIN_PASSWORD"; do
+  if [ -z "$password" ] || printf '%s' "$password" | grep -q '[[:space:]]'; then
+    echo "start: a password is empty or contains white space" >&2
+    exit 1
+  fi
+done
+{{
+  [ "$tenant" = default ] || echo 'user default off'
+  printf 'user %s on >%s %s\n' "$tenant" "$DBTREE_PASSWORD" '{TENANT_ACL_RULES}'
+  printf 'user {ADMIN_USER} on >%s ~* &* +@all\n' "$DBTREE_ADMIN_PASSWORD"
+}} > /run/dbtree/users.acl
 exec redis-server /etc/dbtree/redis.conf
-"#;
+"#
+    )
+}
 
-pub(crate) fn plan(spec: &DBInstanceSpec, settings: &EngineSettings, image: &str) -> EnginePlan {
-    let secret = &spec.secret_ref.name;
-    // The password reaches redis-cli through its environment variable, not its arguments.
-    let ready = "REDISCLI_AUTH=\"$DBTREE_PASSWORD\" redis-cli --no-auth-warning -h 127.0.0.1 \
-                 -p 6379 --user \"$DBTREE_USERNAME\" ping | grep -q PONG";
+pub(crate) fn plan(
+    spec: &DBInstanceSpec,
+    settings: &EngineSettings,
+    image: &str,
+    admin_secret: &str,
+) -> EnginePlan {
+    // The administrator answers the probe; its password reaches redis-cli through the
+    // environment, not the command line.
+    let ready = format!(
+        "REDISCLI_AUTH=\"$DBTREE_ADMIN_PASSWORD\" redis-cli --no-auth-warning -h 127.0.0.1 \
+         -p 6379 --user {ADMIN_USER} ping | grep -q PONG"
+    );
     let main = Container {
         name: "redis".into(),
         image: Some(image.to_owned()),
         command: Some(vec!["sh".into(), format!("{CONFIG_DIR}/start.sh")]),
-        env: Some(vec![
-            secret_env("DBTREE_USERNAME", secret, "username"),
-            secret_env("DBTREE_PASSWORD", secret, "password"),
-        ]),
-        startup_probe: Some(exec_probe(ready, 5, 60)),
-        readiness_probe: Some(exec_probe(ready, 10, 3)),
+        env: Some(tenant_and_admin_env(&spec.secret_ref.name, admin_secret)),
+        startup_probe: Some(exec_probe(&ready, 5, 60)),
+        readiness_probe: Some(exec_probe(&ready, 10, 3)),
         liveness_probe: Some(tcp_probe(PORT, 10, 6)),
         ..Container::default()
     };
@@ -72,7 +119,7 @@ pub(crate) fn plan(spec: &DBInstanceSpec, settings: &EngineSettings, image: &str
         engine: EngineKind::Redis,
         files: BTreeMap::from([
             ("redis.conf".to_owned(), config_file(spec, settings)),
-            ("start.sh".to_owned(), START.to_owned()),
+            ("start.sh".to_owned(), start_script()),
         ]),
         main,
         init: None,

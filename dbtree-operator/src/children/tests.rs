@@ -7,7 +7,7 @@ use dbtree_adapters::kube::{
     PresetKind, ResourcesSpec, RunStateSpec, SecretRef,
 };
 use k8s_openapi::api::core::v1::{Container, PodSpec};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::*;
 
@@ -207,7 +207,9 @@ fn the_pod_gets_resources_probes_secret_volumes_and_restart_annotations() {
         EngineKind::Mongodb,
     ] {
         let dbi = instance(engine, 768);
-        let c = desired_children(&dbi, &ChildrenConfig::default()).unwrap();
+        let c = desired_children(&dbi, &ChildrenConfig::default())
+            .unwrap()
+            .with_admin_secret(&format!("dbi-{ID}-admin-x7k2p"));
         let sts = serde_json::to_value(&c.stateful_set).unwrap();
         assert_eq!(sts["spec"]["replicas"], 1);
         let container = serde_json::to_value(main_container(&c)).unwrap();
@@ -220,20 +222,41 @@ fn the_pod_gets_resources_probes_secret_volumes_and_restart_annotations() {
             assert!(container[probe].is_object(), "{engine:?} {probe}");
         }
         assert_eq!(container["ports"][0]["containerPort"], engine_port(engine));
-        let secret_refs: Vec<&Value> = container["env"]
+        // The container that writes the users (Redis's own, the others' setup step) reads the
+        // tenant's user name and password and the administrator's password, each from its
+        // own Secret.
+        let writer = if engine == EngineKind::Redis {
+            container.clone()
+        } else {
+            serde_json::to_value(&pod(&c).init_containers.as_ref().unwrap()[0]).unwrap()
+        };
+        let secret_refs: Vec<(String, String, String)> = writer["env"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|e| e.get("valueFrom"))
+            .filter_map(|e| {
+                let r = e.get("valueFrom")?.get("secretKeyRef")?;
+                Some((
+                    e["name"].as_str()?.to_owned(),
+                    r["name"].as_str()?.to_owned(),
+                    r["key"].as_str()?.to_owned(),
+                ))
+            })
             .collect();
+        let tenant = format!("dbi-{ID}-credentials");
         assert_eq!(
-            secret_refs.len(),
-            2,
-            "username and password from the Secret"
+            secret_refs,
+            vec![
+                ("DBTREE_USERNAME".into(), tenant.clone(), "username".into()),
+                ("DBTREE_PASSWORD".into(), tenant, "password".into()),
+                (
+                    ADMIN_PASSWORD_ENV.into(),
+                    format!("dbi-{ID}-admin-x7k2p"),
+                    "password".into()
+                ),
+            ],
+            "{engine:?}"
         );
-        for r in secret_refs {
-            assert_eq!(r["secretKeyRef"]["name"], format!("dbi-{ID}-credentials"));
-        }
         assert_eq!(
             container["securityContext"]["allowPrivilegeEscalation"],
             false
@@ -315,14 +338,11 @@ fn the_config_map_holds_what_each_engine_loads() {
         assert!(conf.lines().any(|l| l == line), "{line} in {conf}");
     }
     assert_eq!(
-        main_container(&c).args.as_ref().unwrap(),
+        main_container(&c).command.as_ref().unwrap(),
         &["postgres", "-c", "config_file=/etc/dbtree/postgresql.conf"]
     );
     let init = &pod(&c).init_containers.as_ref().unwrap()[0];
-    assert_eq!(
-        init.command.as_ref().unwrap()[1],
-        "/etc/dbtree/sync-credentials.sh"
-    );
+    assert_eq!(init.command.as_ref().unwrap()[1], "/etc/dbtree/setup.sh");
 
     let c = desired_children(
         &instance(EngineKind::Mongodb, 512),
@@ -333,7 +353,7 @@ fn the_config_map_holds_what_each_engine_loads() {
     assert!(conf.contains("cacheSizeGB: 0.25"), "{conf}");
     assert!(conf.contains("authorization: enabled"), "{conf}");
     assert_eq!(
-        main_container(&c).args.as_ref().unwrap(),
+        main_container(&c).command.as_ref().unwrap(),
         &["mongod", "--config", "/etc/dbtree/mongod.conf"]
     );
 }

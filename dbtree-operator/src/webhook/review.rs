@@ -15,6 +15,11 @@ use super::{LiveInstances, Refusal, WebhookConfig, instance_status, validate_spe
 pub const DRY_RUN_WARNING: &str =
     "dry run: allowed now, but nothing is reserved; the real request is checked again";
 
+/// The warning an allowed object with `spec.backupSchedule` carries: the field is accepted so
+/// that manifests written for backups keep applying, but nothing acts on it yet.
+pub const BACKUPS_NOT_IMPLEMENTED_WARNING: &str =
+    "spec.backupSchedule is accepted but backups are not implemented yet: no backup will be taken";
+
 /// Reviews one request: [`decide`], then [`respond`].
 pub fn review<L: LiveInstances + ?Sized>(
     request: &AdmissionRequest<DBInstance>,
@@ -24,8 +29,9 @@ pub fn review<L: LiveInstances + ?Sized>(
     respond(request, decide(request, snapshot, config))
 }
 
-/// The response to `request` for a decision: allowed (with [`DRY_RUN_WARNING`] on a dry run), or
-/// denied with the refusal's code, message and field.
+/// The response to `request` for a decision: allowed (with [`DRY_RUN_WARNING`] on a dry run and
+/// [`BACKUPS_NOT_IMPLEMENTED_WARNING`] when the object asks for backups), or denied with the
+/// refusal's code, message and field.
 pub fn respond(
     request: &AdmissionRequest<DBInstance>,
     decision: Result<(), Refusal>,
@@ -33,8 +39,20 @@ pub fn respond(
     let mut response = AdmissionResponse::from(request);
     match decision {
         Ok(()) => {
+            let mut warnings = Vec::new();
             if request.dry_run {
-                response.warnings = Some(vec![DRY_RUN_WARNING.to_owned()]);
+                warnings.push(DRY_RUN_WARNING.to_owned());
+            }
+            let writes = matches!(request.operation, Operation::Create | Operation::Update);
+            let asks_for_backups = request
+                .object
+                .as_ref()
+                .is_some_and(|o| o.spec.backup_schedule.is_some());
+            if writes && asks_for_backups && request.sub_resource.is_none() {
+                warnings.push(BACKUPS_NOT_IMPLEMENTED_WARNING.to_owned());
+            }
+            if !warnings.is_empty() {
+                response.warnings = Some(warnings);
             }
         }
         Err(refusal) => {

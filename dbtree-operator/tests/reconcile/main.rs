@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_secret;
 mod api_server;
 mod leader;
+mod rejected_child;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,6 +102,37 @@ async fn reply_secret_adopted(api: &mut ApiServer) {
     );
 }
 
+/// The name the fake API server gives the administrator Secret it is asked to create.
+const ADMIN_SECRET: &str = "dbi-0190c1c6-6c5f-4a8e-9d4c-2f0a1b2c3d4f-admin-x7k2p";
+
+/// Answers the look-up of the administrator Secret (no StatefulSet yet) and its creation, after
+/// checking what is created: a name the API server completes, the instance as controller, a
+/// random password, immutable.
+async fn reply_admin_secret_created(api: &mut ApiServer) {
+    api.expect(Method::GET, &path("statefulsets", NAME))
+        .await
+        .reply_failure(404, "NotFound");
+    let e = api
+        .expect(Method::POST, path("secrets", "").trim_end_matches('/'))
+        .await;
+    assert_eq!(e.body["metadata"]["generateName"], format!("{NAME}-admin-"));
+    assert!(e.body["metadata"].get("name").is_none(), "{}", e.body);
+    assert_owned_by_instance(&e.body);
+    assert_eq!(e.body["immutable"], true);
+    let password = e.body["stringData"]["password"].as_str().unwrap();
+    assert_eq!(password.len(), 32);
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    let mut created = e.body.clone();
+    created["metadata"]["name"] = json!(ADMIN_SECRET);
+    e.reply(201, created);
+}
+
+/// The credentials Secret adopted, then the administrator Secret created.
+async fn reply_secrets(api: &mut ApiServer) {
+    reply_secret_adopted(api).await;
+    reply_admin_secret_created(api).await;
+}
+
 /// Answers the read of the data claim that precedes its apply: the claim, or 404 for `None`.
 async fn reply_claim_read(api: &mut ApiServer, existing: Option<Value>) {
     let e = api
@@ -175,6 +208,7 @@ async fn serve_children(api: &mut ApiServer, sts_status: Value) -> Applied {
         200,
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
     );
+    reply_admin_secret_created(api).await;
 
     let take = |e: Exchange| {
         e.assert_apply();
@@ -208,6 +242,12 @@ async fn serve_children(api: &mut ApiServer, sts_status: Value) -> Applied {
     );
     e.reply_applied(Value::Null);
     let (e, stateful_set) = take(api.expect(Method::PATCH, &path("statefulsets", NAME)).await);
+    assert!(
+        stateful_set.to_string().contains(&format!(
+            "\"secretKeyRef\":{{\"key\":\"password\",\"name\":\"{ADMIN_SECRET}\""
+        )),
+        "the pods read the administrator password from the created Secret: {stateful_set}"
+    );
     e.reply_applied(sts_status);
     Applied {
         config_map,
@@ -458,7 +498,7 @@ async fn a_deleted_child_is_recreated_without_rewriting_an_unchanged_status() {
 
     let (client, mut api) = api_server::client();
     let scenario = async {
-        reply_secret_adopted(&mut api).await;
+        reply_secrets(&mut api).await;
         api.expect(
             Method::PATCH,
             &path("configmaps", &format!("{NAME}-config")),
@@ -505,7 +545,7 @@ async fn an_api_error_is_retried_with_growing_backoff_and_never_marked_failed() 
     let key = format!("{NS}/{NAME}");
     for (attempt, expected_delay) in [(1, 1), (2, 2), (3, 4)] {
         let scenario = async {
-            reply_secret_adopted(&mut api).await;
+            reply_secrets(&mut api).await;
             let e = api
                 .expect(
                     Method::PATCH,
@@ -730,7 +770,7 @@ async fn a_changed_storage_class_leaves_an_existing_claim_alone() {
     settings.children.storage_class = Some("fast-ssd".into());
     let ctx = context_with(client, settings);
     let scenario = async {
-        reply_secret_adopted(&mut api).await;
+        reply_secrets(&mut api).await;
         api.expect(
             Method::PATCH,
             &path("configmaps", &format!("{NAME}-config")),

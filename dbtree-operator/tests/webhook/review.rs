@@ -1,7 +1,7 @@
 //! The decision for CREATE, UPDATE and DELETE reviews: allowed, each denial, dry runs.
 
 use dbtree_adapters::kube::RunStateSpec;
-use dbtree_operator::webhook::{DRY_RUN_WARNING, Snapshot};
+use dbtree_operator::webhook::{BACKUPS_NOT_IMPLEMENTED_WARNING, DRY_RUN_WARNING, Snapshot};
 use kube::core::admission::AdmissionResponse;
 use serde_json::{Value, json};
 
@@ -366,6 +366,36 @@ fn a_dry_run_gets_the_same_decision_and_a_warning_when_allowed() {
     assert_eq!(
         denied.result, real.result,
         "a dry run is judged like the real thing"
+    );
+}
+
+#[test]
+fn a_backup_schedule_is_admitted_with_a_warning_that_backups_do_not_exist_yet() {
+    let mut review = alice();
+    set(
+        &mut review,
+        "/request/object/spec/backupSchedule",
+        json!("0 3 * * *"),
+    );
+    let allowed = run(&review, &Snapshot::default());
+    assert_allowed(&allowed);
+    assert_eq!(
+        allowed.warnings,
+        Some(vec![BACKUPS_NOT_IMPLEMENTED_WARNING.to_owned()])
+    );
+    set(&mut review, "/request/dryRun", json!(true));
+    assert_eq!(
+        run(&review, &Snapshot::default()).warnings,
+        Some(vec![
+            DRY_RUN_WARNING.to_owned(),
+            BACKUPS_NOT_IMPLEMENTED_WARNING.to_owned()
+        ]),
+        "both warnings on a dry run"
+    );
+    assert_eq!(
+        run(&alice(), &Snapshot::default()).warnings,
+        None,
+        "no schedule, no warning"
     );
 }
 

@@ -450,7 +450,7 @@ pub(crate) async fn usage_comes_from_the_engine(app: &TestApp) {
     let port = detail["nodePort"].as_u64().unwrap();
     assert_eq!(
         detail["connection"]["cli"],
-        json!({ "tool": "redis-cli", "command": format!("redis-cli -h db.example.test -p {port} --user default --askpass") })
+        json!({ "tool": "redis-cli", "command": format!("redis-cli -h db.example.test -p {port} --user dbtree --askpass") })
     );
     let path = format!("/api/v1/instances/{id}/usage");
     let usage = app.get(&path, Some(&ann)).await;

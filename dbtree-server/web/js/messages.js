@@ -62,6 +62,7 @@ export const SENTENCES = {
   insufficient_lemons: (d) => `This needs ${lemonsOf(d.required)} and you have ${lemonsOf(d.available)}. Harvest lemons on the tree first.`,
   capacity_exceeded: () => 'The server has no room for a database of this size right now. Try a smaller size, or later.',
   node_ports_exhausted: () => 'All connection ports are taken right now. Please try again later.',
+  port_busy: () => 'Another program on the server is using this database\'s port, so it could not start. It stays stopped with its data and its port; try starting it again in a few minutes.',
   provisioning_failed: () => 'The database could not be started, so its creation cost was refunded. It shows as failed in your list; delete it and try again, or pick another engine.',
   invalid_state: (d) => `That is not possible while the database is ${d.status ?? 'in its current state'}.`,
   instance_not_running: () => 'The database must be running for that. Start it first.',

@@ -29,6 +29,11 @@ const STATE: &str = "state";
 const SOCKET: &str = "ferretdb.sock";
 const SETUP_SOCKET: &str = "setup.sock";
 
+/// The socket the running server listens on besides its TCP port, in the private directory.
+pub(super) fn socket(ctx: Ctx<'_>) -> std::path::PathBuf {
+    ctx.layout.engine_path(SOCKET)
+}
+
 /// The flags every run shares.
 fn common(ctx: Ctx<'_>) -> Vec<OsString> {
     let mut sqlite = OsString::from("--sqlite-url=file:");

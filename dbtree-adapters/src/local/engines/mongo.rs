@@ -31,7 +31,7 @@ const DBPATH: &str = "db";
 const SETUP_SOCKET: &str = "setup.sock";
 
 /// `mongod`'s socket for `port` in the instance's private directory.
-fn socket(ctx: Ctx<'_>) -> PathBuf {
+pub(super) fn socket(ctx: Ctx<'_>) -> PathBuf {
     ctx.layout
         .engine_path(&format!("mongodb-{}.sock", ctx.port()))
 }

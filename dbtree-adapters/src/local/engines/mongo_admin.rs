@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use dbtree_core::boundary::{ClusterError, EngineUsage, UsageReport};
 use dbtree_core::instance::{Engine, Password};
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, Credential, ServerAddress};
 
 use super::ADMIN_USER;
@@ -87,6 +88,66 @@ pub(super) async fn wait_for_admin(
             Err(why) if tokio::time::Instant::now() >= deadline => return Err(why),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
+    }
+}
+
+/// What the server reports about itself, as the administrator on `socket`: the size of the
+/// tenant's database on disk (`dbStats`: data and indexes), and where the server gives them
+/// (`mongod` does, FerretDB 1.24 does not) its client connections and resident memory
+/// (`serverStatus`). Nothing is estimated: a figure the server does not give is left out.
+pub(super) async fn usage(socket: &Path, admin: &Password) -> Result<UsageReport, ClusterError> {
+    let ask = async {
+        let client = client(socket, Some(admin))?;
+        let stats = client
+            .database(Engine::Mongodb.database())
+            .run_command(doc! { "dbStats": 1, "scale": 1 })
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = client
+            .database(AUTH_DB)
+            .run_command(doc! { "serverStatus": 1 })
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok::<_, String>((stats, status))
+    };
+    let (stats, status) = match tokio::time::timeout(Duration::from_secs(3), ask).await {
+        Ok(Ok(answers)) => answers,
+        Ok(Err(why)) => {
+            return Err(ClusterError::transient(format!(
+                "the MongoDB usage query failed: {why}"
+            )));
+        }
+        Err(_) => return Err(ClusterError::transient("the MongoDB usage query timed out")),
+    };
+    let disk = match (number(&stats, "totalSize"), number(&stats, "storageSize")) {
+        (Some(total), _) => Some(total),
+        (None, Some(storage)) => Some(storage + number(&stats, "indexSize").unwrap_or(0)),
+        (None, None) => None,
+    };
+    let connections = status
+        .get_document("connections")
+        .ok()
+        .and_then(|c| number(c, "current"))
+        .and_then(|n| u32::try_from(n.saturating_sub(1)).ok());
+    let memory = status
+        .get_document("mem")
+        .ok()
+        .and_then(|m| number(m, "resident"))
+        .map(|mib| mib.saturating_mul(1024 * 1024));
+    Ok(UsageReport::Measured(EngineUsage {
+        memory_used_bytes: memory,
+        disk_used_bytes: disk,
+        connections,
+    }))
+}
+
+/// A non-negative whole number in `doc` under `key`, whichever numeric type the server chose.
+fn number(doc: &Document, key: &str) -> Option<u64> {
+    match doc.get(key)? {
+        Bson::Int32(n) => u64::try_from(*n).ok(),
+        Bson::Int64(n) => u64::try_from(*n).ok(),
+        Bson::Double(x) if x.is_finite() && *x >= 0.0 => Some(x.round() as u64),
+        _ => None,
     }
 }
 
