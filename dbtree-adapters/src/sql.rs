@@ -1,12 +1,16 @@
 //! What the PostgreSQL and SQLite stores share: conversions between stored values and domain
 //! types, and the invariant report.
 
+mod statuses;
+
 use std::fmt;
 use std::str::FromStr;
 
 use dbtree_core::boundary::BackendError;
 use dbtree_core::instance::{Engine, InstanceSpec, MilliCpu, PresetSize, Price, Resources};
 use dbtree_core::lemons::Lemons;
+
+pub(crate) use statuses::status_names;
 
 /// A stored number that must be a lemon amount.
 pub(crate) fn lemons(field: &str, n: i64) -> Result<Lemons, BackendError> {

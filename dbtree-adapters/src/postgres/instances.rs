@@ -107,8 +107,9 @@ async fn fetch_instance(
 async fn usage(conn: &mut PgConnection) -> Result<Usage, BackendError> {
     let (cpu, memory, count): (i64, i64, i64) = sqlx::query_as(
         "SELECT COALESCE(sum(cpu_milli), 0)::bigint, COALESCE(sum(memory_mib), 0)::bigint, count(*)
-         FROM instances WHERE status IN ('provisioning', 'running', 'deleting')",
+         FROM instances WHERE status = ANY($1)",
     )
+    .bind(sql::status_names(InstanceStatus::holds_resources))
     .fetch_one(conn)
     .await
     .map_err(db("sum capacity"))?;
@@ -239,10 +240,11 @@ impl InstanceStore for PgStore {
         lock_capacity(&mut tx).await?;
         let (live, name_taken): (i64, bool) = sqlx::query_as(
             "SELECT count(*), COALESCE(bool_or(name = $2), false) FROM instances
-             WHERE owner_id = $1 AND status IN ('provisioning', 'running', 'stopped', 'paused')",
+             WHERE owner_id = $1 AND status = ANY($3)",
         )
         .bind(new.owner.as_uuid())
         .bind(new.name.as_str())
+        .bind(sql::status_names(InstanceStatus::is_live))
         .fetch_one(&mut *tx)
         .await
         .map_err(db("count live instances"))?;

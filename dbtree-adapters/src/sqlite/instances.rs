@@ -99,8 +99,9 @@ async fn fetch_instance(
 async fn usage(conn: &mut SqliteConnection) -> Result<Usage, BackendError> {
     let (cpu, memory, count): (i64, i64, i64) = sqlx::query_as(
         "SELECT COALESCE(sum(cpu_milli), 0), COALESCE(sum(memory_mib), 0), count(*)
-         FROM instances WHERE status IN ('provisioning', 'running', 'deleting')",
+         FROM instances WHERE status IN (SELECT value FROM json_each(?1))",
     )
+    .bind(Json(sql::status_names(InstanceStatus::holds_resources)))
     .fetch_one(conn)
     .await
     .map_err(db("sum capacity"))?;
@@ -127,10 +128,11 @@ async fn owner_snapshot(
 ) -> Result<OwnerSnapshot, BackendError> {
     let (live, name_taken): (i64, bool) = sqlx::query_as(
         "SELECT count(*), COALESCE(max(name = ?2), 0) FROM instances
-         WHERE owner_id = ?1 AND status IN ('provisioning', 'running', 'stopped', 'paused')",
+         WHERE owner_id = ?1 AND status IN (SELECT value FROM json_each(?3))",
     )
     .bind(new.owner.as_uuid().hyphenated())
     .bind(new.name.as_str())
+    .bind(Json(sql::status_names(InstanceStatus::is_live)))
     .fetch_one(conn)
     .await
     .map_err(db("count live instances"))?;

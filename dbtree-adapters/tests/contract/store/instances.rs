@@ -495,7 +495,10 @@ pub(crate) async fn refused_events_and_short_resumes_keep_the_pause(env: &StoreE
         .apply_event(i.id, InstanceEvent::Provisioned, None, later)
         .await
         .unwrap_err();
-    assert!(matches!(refused, TransitionError::Refused(_)), "{refused:?}");
+    assert!(
+        matches!(refused, TransitionError::Refused(_)),
+        "{refused:?}"
+    );
     let hour = BillingHour::containing(t0());
     let drain = PostRequest {
         user: u.id,

@@ -469,6 +469,10 @@ pub(crate) async fn a_claim_answers_by_the_attempts_harvest_state(env: &StoreEnv
             "{what}"
         );
     }
-    assert_eq!(balance(s, u.id).await, before, "a refused claim pays nothing");
+    assert_eq!(
+        balance(s, u.id).await,
+        before,
+        "a refused claim pays nothing"
+    );
     assert!(s.lemons().await.unwrap()[8].is_ripe());
 }
