@@ -1,6 +1,7 @@
 //! What the PostgreSQL and SQLite stores share: conversions between stored values and domain
 //! types, and the invariant report.
 
+mod bind;
 mod statuses;
 
 use std::fmt;
@@ -10,6 +11,7 @@ use dbtree_core::boundary::BackendError;
 use dbtree_core::instance::{Engine, InstanceSpec, MilliCpu, PresetSize, Price, Resources};
 use dbtree_core::lemons::Lemons;
 
+pub(crate) use bind::{bind_i32, bind_i64};
 pub(crate) use statuses::status_names;
 
 /// A stored number that must be a lemon amount.

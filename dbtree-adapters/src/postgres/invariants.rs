@@ -4,7 +4,7 @@ use dbtree_core::boundary::BackendError;
 use uuid::Uuid;
 
 use super::{PgStore, db};
-use crate::sql::{InvariantReport, Violation};
+use crate::sql::{self, InvariantReport, Violation};
 
 impl PgStore {
     /// Verifies on the live database that every balance equals the sum of its ledger entries
@@ -22,9 +22,9 @@ impl PgStore {
         .fetch_one(pool)
         .await
         .map_err(db("count rows"))?;
-        report.users = u64::try_from(users).unwrap_or(0);
-        report.entries = u64::try_from(entries).unwrap_or(0);
-        report.node_ports = u64::try_from(ports).unwrap_or(0);
+        report.users = sql::u64_of("user count", users)?;
+        report.entries = sql::u64_of("entry count", entries)?;
+        report.node_ports = sql::u64_of("NodePort count", ports)?;
 
         let mismatches: Vec<(Uuid, i64, i64)> = sqlx::query_as(
             "SELECT u.id, u.balance, COALESCE(sum(l.delta), 0)::bigint FROM users u

@@ -168,7 +168,7 @@ impl LedgerStore for PgStore {
             .bind(user.as_uuid())
             .bind(instance.map(|i| *i.as_uuid()))
             .bind(i64::from(page.limit))
-            .bind(i64::try_from(page.offset).unwrap_or(i64::MAX))
+            .bind(sql::bind_i64("page offset", page.offset)?)
             .fetch_all(&self.pool)
             .await
             .map_err(db("read ledger history"))?;

@@ -288,7 +288,7 @@ impl TreeStore for PgStore {
             .bind(new.id.as_uuid())
             .bind(new.user.as_uuid())
             .bind(i16::from(new.position.get()))
-            .bind(i64::try_from(new.lemon_cycle).unwrap_or(i64::MAX))
+            .bind(sql::bind_i64("lemon cycle", new.lemon_cycle)?)
             .bind(new.quiz.0)
             .bind(new.started_at)
             .bind(new.time_limit.num_milliseconds())
@@ -400,7 +400,7 @@ impl TreeStore for PgStore {
              WHERE position = $1 AND ripe AND cycle = $2",
         )
         .bind(i16::from(claim.position.get()))
-        .bind(i64::try_from(claim.cycle).unwrap_or(i64::MAX))
+        .bind(sql::bind_i64("lemon cycle", claim.cycle)?)
         .bind(claim.harvested_at)
         .bind(claim.regrows_at)
         .bind(user.as_uuid())
@@ -433,7 +433,7 @@ impl TreeStore for PgStore {
         sqlx::query("UPDATE users SET last_harvest_at = $2, streak_days = $3, streak_last_day = $4 WHERE id = $1")
             .bind(user.as_uuid())
             .bind(claim.harvested_at)
-            .bind(i32::try_from(claim.streak_after.days).unwrap_or(i32::MAX))
+            .bind(sql::bind_i32("streak days", claim.streak_after.days)?)
             .bind(claim.streak_after.last_day)
             .execute(&mut *tx)
             .await
@@ -518,7 +518,7 @@ impl QuizStore for PgStore {
             .bind(&quiz.question)
             .bind(&quiz.options)
             .bind(i16::from(quiz.correct_option))
-            .bind(i32::try_from(quiz.time_limit_seconds).unwrap_or(i32::MAX))
+            .bind(sql::bind_i32("time limit", quiz.time_limit_seconds)?)
             .bind(&quiz.explanation)
             .execute(&mut *tx)
             .await
@@ -540,7 +540,7 @@ impl QuizStore for PgStore {
             .bind(&quiz.question)
             .bind(&quiz.options)
             .bind(i16::from(quiz.correct_option))
-            .bind(i32::try_from(quiz.time_limit_seconds).unwrap_or(i32::MAX))
+            .bind(sql::bind_i32("time limit", quiz.time_limit_seconds)?)
             .bind(&quiz.explanation)
             .fetch_one(&self.pool)
             .await

@@ -37,7 +37,7 @@ pub(super) async fn flip_lemon(
          WHERE position = ?1 AND ripe = 1 AND cycle = ?2",
     )
     .bind(i64::from(claim.position.get()))
-    .bind(cycle(claim.cycle))
+    .bind(cycle(claim.cycle)?)
     .bind(ms(claim.harvested_at))
     .bind(ms(claim.regrows_at))
     .bind(claim.user.as_uuid().hyphenated())

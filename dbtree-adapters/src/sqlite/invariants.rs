@@ -4,7 +4,7 @@ use dbtree_core::boundary::BackendError;
 use sqlx::SqliteConnection;
 
 use super::{SqliteStore, db};
-use crate::sql::{InvariantReport, Violation};
+use crate::sql::{self, InvariantReport, Violation};
 
 impl SqliteStore {
     /// Verifies on the live database that every balance equals the sum of its ledger entries
@@ -28,9 +28,9 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db("count rows"))?;
-        report.users = u64::try_from(users).unwrap_or(0);
-        report.entries = u64::try_from(entries).unwrap_or(0);
-        report.node_ports = u64::try_from(ports).unwrap_or(0);
+        report.users = sql::u64_of("user count", users)?;
+        report.entries = sql::u64_of("entry count", entries)?;
+        report.node_ports = sql::u64_of("NodePort count", ports)?;
         check_ledger(&mut tx, &mut report.violations).await?;
         check_node_ports(&mut tx, &mut report.violations).await?;
         tx.rollback().await.map_err(db("end a read transaction"))?;

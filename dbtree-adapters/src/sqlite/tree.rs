@@ -112,9 +112,10 @@ fn position(n: i64) -> Result<Position, BackendError> {
     Position::new(n).map_err(|e| BackendError::with_source("stored position", e))
 }
 
-/// A stored cycle number (cycles count ripenings, far below `i64::MAX`).
-pub(super) fn cycle(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// A cycle number for its column (cycles count ripenings, far below `i64::MAX`; a larger one is
+/// refused rather than clamped).
+pub(super) fn cycle(n: u64) -> Result<i64, BackendError> {
+    sql::bind_i64("lemon cycle", n)
 }
 
 /// One attempt.
@@ -185,7 +186,7 @@ impl TreeStore for SqliteStore {
             .bind(new.id.as_uuid().hyphenated())
             .bind(new.user.as_uuid().hyphenated())
             .bind(i64::from(new.position.get()))
-            .bind(cycle(new.lemon_cycle))
+            .bind(cycle(new.lemon_cycle)?)
             .bind(new.quiz.0)
             .bind(ms(new.started_at))
             .bind(new.time_limit.num_milliseconds())
