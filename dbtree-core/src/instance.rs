@@ -31,8 +31,8 @@ pub use status::{
     InstanceEvent, InstanceStatus, RunState, TransitionRefused, UnknownStatus, next_status,
 };
 pub use transition::{
-    ResumePlan, ResumeRefusal, TransitionPlan, hourly_charge, plan_resume, plan_transition,
-    short_balance,
+    NotRunning, ResumePlan, ResumeRefusal, TransitionPlan, hourly_charge, plan_hour_charge,
+    plan_resume, plan_transition, short_balance,
 };
 
 use crate::billing::BillingHour;

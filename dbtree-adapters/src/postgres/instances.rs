@@ -11,8 +11,8 @@ use dbtree_core::boundary::{
 use dbtree_core::ids::{InstanceId, UserId};
 use dbtree_core::instance::{
     Instance, InstanceEvent, InstancePolicy, InstanceStatus, NodePort, NodePortError,
-    NodePortPolicy, OwnerSnapshot, Usage, check_creation, check_start, hourly_charge, next_status,
-    plan_resume, plan_transition, short_balance,
+    NodePortPolicy, OwnerSnapshot, Usage, check_creation, check_start, next_status,
+    plan_hour_charge, plan_resume, plan_transition, short_balance,
 };
 use dbtree_core::ledger::{EntryKind, IdempotencyKey, LedgerEntry, LedgerPolicy, LedgerRefusal};
 use dbtree_core::lemons::Lemons;
@@ -424,10 +424,10 @@ impl InstanceStore for PgStore {
         let current = fetch_instance(&mut tx, id, true)
             .await?
             .ok_or_else(|| BackendError::new("unknown instance"))?;
-        if current.status != InstanceStatus::Running {
-            return Ok(ChargeOutcome::NotRunning(current.status));
-        }
-        let charge = hourly_charge(&current, hour, now);
+        let charge = match plan_hour_charge(&current, hour, now) {
+            Ok(charge) => charge,
+            Err(not_running) => return Ok(not_running.into()),
+        };
         if entry_by_key(&mut tx, &charge.key).await?.is_some() {
             return Ok(ChargeOutcome::AlreadyCharged);
         }

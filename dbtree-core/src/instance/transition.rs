@@ -9,7 +9,7 @@ use super::{
     Usage, check_capacity, next_status,
 };
 use crate::billing::BillingHour;
-use crate::boundary::{BackendError, PostRequest, ResumeOutcome};
+use crate::boundary::{BackendError, ChargeOutcome, PostRequest, ResumeOutcome};
 use crate::ledger::{EntryKind, IdempotencyKey, LedgerRefusal};
 use crate::lemons::Lemons;
 
@@ -109,6 +109,33 @@ pub fn plan_resume(
         to: InstanceStatus::Running,
         billed_hour: hour,
     })
+}
+
+/// Why an hour is not charged: the instance is not running (nothing changes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotRunning(pub InstanceStatus);
+
+impl From<NotRunning> for ChargeOutcome {
+    fn from(NotRunning(status): NotRunning) -> Self {
+        ChargeOutcome::NotRunning(status)
+    }
+}
+
+/// Plans [`crate::boundary::InstanceStore::charge_hour`]: only a running instance is billed;
+/// the store then posts the debit unless its key was posted before
+/// ([`ChargeOutcome::AlreadyCharged`]).
+///
+/// # Errors
+/// [`NotRunning`] with the current status.
+pub fn plan_hour_charge(
+    current: &Instance,
+    hour: BillingHour,
+    now: DateTime<Utc>,
+) -> Result<PostRequest, NotRunning> {
+    match current.status {
+        InstanceStatus::Running => Ok(hourly_charge(current, hour, now)),
+        other => Err(NotRunning(other)),
+    }
 }
 
 /// The debit of one running hour of `instance` (key `bill:{id}:{hour}`).
@@ -280,6 +307,34 @@ mod tests {
         assert_eq!(plan.charge.key, IdempotencyKey::bill(paused.id, hour));
         assert_eq!(plan.charge.amount, paused.price.hourly_cost);
         assert_eq!(plan.charge.kind, EntryKind::InstanceHourly);
+    }
+
+    #[test]
+    fn only_a_running_instance_is_charged_for_an_hour() {
+        let hour = BillingHour::containing(now());
+        let running = instance(S::Running, None);
+        assert_eq!(
+            plan_hour_charge(&running, hour, now()),
+            Ok(hourly_charge(&running, hour, now()))
+        );
+        for status in [
+            S::Provisioning,
+            S::Stopped,
+            S::Paused,
+            S::Error,
+            S::Deleting,
+            S::Deleted,
+        ] {
+            let other = instance(status, None);
+            assert_eq!(
+                plan_hour_charge(&other, hour, now()),
+                Err(NotRunning(status))
+            );
+            assert_eq!(
+                ChargeOutcome::from(NotRunning(status)),
+                ChargeOutcome::NotRunning(status)
+            );
+        }
     }
 
     #[test]
