@@ -127,16 +127,7 @@ impl State {
         } else {
             row.spent_total += posting.delta.unsigned_abs();
         }
-        let entry = LedgerEntry {
-            id: request.key.entry_id(),
-            user: request.user,
-            kind: request.kind,
-            delta: posting.delta,
-            balance_after: posting.balance_after,
-            key: request.key.clone(),
-            instance: request.instance,
-            at: request.at,
-        };
+        let entry = request.entry(&posting);
         self.by_key.insert(request.key.clone(), self.ledger.len());
         self.ledger.push(entry.clone());
         Ok(PostOutcome::Posted(entry))

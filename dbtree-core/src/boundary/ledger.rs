@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::BackendError;
 use crate::ids::{InstanceId, UserId};
-use crate::ledger::{EntryKind, IdempotencyKey, LedgerEntry, LedgerPolicy, LedgerRefusal};
+use crate::ledger::{EntryKind, IdempotencyKey, LedgerEntry, LedgerPolicy, LedgerRefusal, Posting};
 use crate::lemons::Lemons;
 use crate::stats::{DailyHarvest, Page, PageRequest};
 
@@ -24,6 +24,23 @@ pub struct PostRequest {
     pub instance: Option<InstanceId>,
     /// Now.
     pub at: DateTime<Utc>,
+}
+
+impl PostRequest {
+    /// The entry this request writes once `posting` was planned for it: its id is the key's
+    /// ([`IdempotencyKey::entry_id`]), so a key can only ever name one entry.
+    pub fn entry(&self, posting: &Posting) -> LedgerEntry {
+        LedgerEntry {
+            id: self.key.entry_id(),
+            user: self.user,
+            kind: self.kind,
+            delta: posting.delta,
+            balance_after: posting.balance_after,
+            key: self.key.clone(),
+            instance: self.instance,
+            at: self.at,
+        }
+    }
 }
 
 /// The result of a post.
@@ -174,6 +191,16 @@ mod tests {
             Ok(PostOutcome::Replayed(entry)) => assert_eq!(entry, posted(&first)),
             other => panic!("expected a replay, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_request_writes_the_entry_its_key_names() {
+        let request = request(1, EntryKind::Harvest);
+        let posting = Posting {
+            delta: 3,
+            balance_after: Lemons::new(13),
+        };
+        assert_eq!(request.entry(&posting), posted(&request));
     }
 
     #[test]

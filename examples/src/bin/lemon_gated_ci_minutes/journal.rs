@@ -245,16 +245,7 @@ impl LedgerStore for JournalLedger {
         // clipped to the cap, refunds never refused.
         let posting =
             dbtree_core::ledger::plan_posting(request.kind, request.amount, balance, policy)?;
-        let entry = LedgerEntry {
-            id: request.key.entry_id(),
-            user: request.user,
-            kind: request.kind,
-            delta: posting.delta,
-            balance_after: posting.balance_after,
-            key: request.key.clone(),
-            instance: request.instance,
-            at: request.at,
-        };
+        let entry = request.entry(&posting);
         self.commit(&mut books, vec![Record::Entry(entry.clone())])?;
         Ok(PostOutcome::Posted(entry))
     }
