@@ -54,6 +54,7 @@ macro_rules! store_tests {
             instances::each_hour_is_charged_once_whatever_the_concurrency,
             instances::pausing_and_resuming_are_paid_and_bounded_by_capacity,
             instances::refused_events_and_short_resumes_keep_the_pause,
+            instances::billing_an_unknown_instance_is_an_outcome,
             instances::node_ports_are_unique_idempotent_and_cleanly_exhausted,
             ports::two_thousand_reservations_from_32_tasks_then_exhausted,
         );

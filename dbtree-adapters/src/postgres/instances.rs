@@ -421,9 +421,9 @@ impl InstanceStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<ChargeOutcome, BackendError> {
         let mut tx = self.begin().await?;
-        let current = fetch_instance(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown instance"))?;
+        let Some(current) = fetch_instance(&mut tx, id, true).await? else {
+            return Ok(ChargeOutcome::UnknownInstance);
+        };
         let charge = match plan_hour_charge(&current, hour, now) {
             Ok(charge) => charge,
             Err(not_running) => return Ok(not_running.into()),
@@ -456,9 +456,9 @@ impl InstanceStore for PgStore {
         policy: &InstancePolicy,
     ) -> Result<ResumeOutcome, BackendError> {
         let mut tx = self.begin().await?;
-        let current = fetch_instance(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown instance"))?;
+        let Some(current) = fetch_instance(&mut tx, id, true).await? else {
+            return Ok(ResumeOutcome::UnknownInstance);
+        };
         // the owner's row before the capacity lock, in the order every debit takes them
         owner_balance(&mut tx, current.owner).await?;
         lock_capacity(&mut tx).await?;

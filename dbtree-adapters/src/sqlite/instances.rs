@@ -348,9 +348,9 @@ impl InstanceStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ChargeOutcome, BackendError> {
         let mut tx = self.begin().await?;
-        let current = fetch_instance(&mut tx, id)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown instance"))?;
+        let Some(current) = fetch_instance(&mut tx, id).await? else {
+            return Ok(ChargeOutcome::UnknownInstance);
+        };
         let charge = match plan_hour_charge(&current, hour, now) {
             Ok(charge) => charge,
             Err(not_running) => return Ok(not_running.into()),
@@ -377,9 +377,9 @@ impl InstanceStore for SqliteStore {
         policy: &InstancePolicy,
     ) -> Result<ResumeOutcome, BackendError> {
         let mut tx = self.begin().await?;
-        let current = fetch_instance(&mut tx, id)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown instance"))?;
+        let Some(current) = fetch_instance(&mut tx, id).await? else {
+            return Ok(ResumeOutcome::UnknownInstance);
+        };
         let used = usage(&mut tx).await?;
         let plan = match plan_resume(&current, used, hour, now, &policy.budget) {
             Ok(plan) => plan,

@@ -104,6 +104,8 @@ pub enum ChargeOutcome {
     },
     /// The instance is not running; nothing changed.
     NotRunning(InstanceStatus),
+    /// No instance with that id; nothing changed.
+    UnknownInstance,
 }
 
 /// The result of resuming a paused instance.
@@ -123,6 +125,8 @@ pub enum ResumeOutcome {
     NoCapacity(CapacityExceeded),
     /// Not paused (any more); nothing changed.
     NotPaused(InstanceStatus),
+    /// No instance with that id; nothing changed.
+    UnknownInstance,
 }
 
 /// Instances.
@@ -198,10 +202,12 @@ pub trait InstanceStore: Send + Sync {
 
     /// Charges a running instance its hourly cost for `hour`: MUST debit (key
     /// `bill:{id}:{hour}`) and record the hour as billed in one atomic step, only if the
-    /// instance is running. At most one charge per (instance, hour), whatever the concurrency.
+    /// instance is running ([`crate::instance::plan_hour_charge`]). At most one charge per
+    /// (instance, hour), whatever the concurrency. MUST answer an unknown instance with
+    /// [`ChargeOutcome::UnknownInstance`], changing nothing.
     ///
     /// # Errors
-    /// [`BackendError`] for infrastructure failures or an unknown instance.
+    /// [`BackendError`] only for infrastructure failures.
     async fn charge_hour(
         &self,
         id: InstanceId,
@@ -211,10 +217,12 @@ pub trait InstanceStore: Send + Sync {
 
     /// Resumes a paused instance whose owner can pay again: MUST check capacity, debit the hour
     /// (key `bill:{id}:{hour}`; if that hour was already charged, nothing more), move it to
-    /// `running` and clear `paused_at`, all in one atomic step.
+    /// `running` and clear `paused_at`, all in one atomic step, as
+    /// [`crate::instance::plan_resume`] plans it. MUST answer an unknown instance with
+    /// [`ResumeOutcome::UnknownInstance`], changing nothing.
     ///
     /// # Errors
-    /// [`BackendError`] for infrastructure failures or an unknown instance.
+    /// [`BackendError`] only for infrastructure failures.
     async fn resume_paid(
         &self,
         id: InstanceId,

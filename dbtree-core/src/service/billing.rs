@@ -187,9 +187,9 @@ impl BillingService {
                 match deps.store.charge_hour(instance.id, hour, now).await? {
                     ChargeOutcome::Charged(_) => Ok(Step::Charged(amount)),
                     ChargeOutcome::Short { .. } => self.pause(instance, report).await,
-                    ChargeOutcome::AlreadyCharged | ChargeOutcome::NotRunning(_) => {
-                        Ok(Step::Skipped)
-                    }
+                    ChargeOutcome::AlreadyCharged
+                    | ChargeOutcome::NotRunning(_)
+                    | ChargeOutcome::UnknownInstance => Ok(Step::Skipped),
                 }
             }
             BillingDecision::Pause => self.pause(instance, report).await,
@@ -210,7 +210,8 @@ impl BillingService {
                     }
                     ResumeOutcome::Short { .. }
                     | ResumeOutcome::NoCapacity(_)
-                    | ResumeOutcome::NotPaused(_) => Ok(Step::Skipped),
+                    | ResumeOutcome::NotPaused(_)
+                    | ResumeOutcome::UnknownInstance => Ok(Step::Skipped),
                 }
             }
             BillingDecision::Delete => {

@@ -267,11 +267,9 @@ impl InstanceStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<ChargeOutcome, BackendError> {
         let mut s = self.state.lock();
-        let current = s
-            .instances
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| BackendError::new("unknown instance"))?;
+        let Some(current) = s.instances.get(&id).cloned() else {
+            return Ok(ChargeOutcome::UnknownInstance);
+        };
         let charge = match plan_hour_charge(&current, hour, now) {
             Ok(charge) => charge,
             Err(not_running) => return Ok(not_running.into()),
@@ -304,11 +302,9 @@ impl InstanceStore for MemoryStore {
         policy: &InstancePolicy,
     ) -> Result<ResumeOutcome, BackendError> {
         let mut s = self.state.lock();
-        let current = s
-            .instances
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| BackendError::new("unknown instance"))?;
+        let Some(current) = s.instances.get(&id).cloned() else {
+            return Ok(ResumeOutcome::UnknownInstance);
+        };
         let plan = match plan_resume(&current, s.usage(), hour, now, &policy.budget) {
             Ok(plan) => plan,
             Err(refusal) => return Ok(refusal.into()),

@@ -532,6 +532,29 @@ pub(crate) async fn refused_events_and_short_resumes_keep_the_pause(env: &StoreE
     assert_balanced(s, u.id).await;
 }
 
+/// Billing an instance the store does not know is a typed outcome, not an infrastructure
+/// failure, and moves nothing.
+pub(crate) async fn billing_an_unknown_instance_is_an_outcome(env: &StoreEnv) {
+    let s = &env.store;
+    let u = user(s, 88).await;
+    let before = balance(s, u.id).await;
+    let unknown = InstanceId::from_random_bytes(id_bytes(8_800));
+    let hour = BillingHour::containing(t0());
+    assert_eq!(
+        s.charge_hour(unknown, hour, t0()).await.unwrap(),
+        ChargeOutcome::UnknownInstance
+    );
+    assert_eq!(
+        env.second
+            .resume_paid(unknown, hour, t0(), &policy().instances)
+            .await
+            .unwrap(),
+        ResumeOutcome::UnknownInstance
+    );
+    assert_eq!(s.instance(unknown).await.unwrap(), None);
+    assert_eq!(balance(s, u.id).await, before);
+}
+
 pub(crate) async fn node_ports_are_unique_idempotent_and_cleanly_exhausted(env: &StoreEnv) {
     let s = &env.store;
     let narrow = NodePortPolicy {
