@@ -173,9 +173,10 @@ pub trait InstanceStore: Send + Sync {
     /// Applies an event with [`crate::instance::next_status`], compare-and-set on the current
     /// state, with `reason` as the new status reason.
     ///
-    /// MUST also, in the same atomic step: set `paused_at` on `BillingPaused` and clear it when
-    /// leaving `paused`; on `ProvisioningFailed`, refund the creation cost once (key
-    /// `refund:{id}`, never refused by the cap); on `TeardownConfirmed`, release the NodePort.
+    /// MUST apply what [`crate::instance::plan_transition`] plans, in the same atomic step: set
+    /// `paused_at` on `BillingPaused` and clear it when leaving `paused`; on
+    /// `ProvisioningFailed`, refund the creation cost once (key `refund:{id}`, never refused by
+    /// the cap); on `TeardownConfirmed`, release the NodePort.
     ///
     /// # Errors
     /// [`TransitionError::Refused`] when the state machine refuses.

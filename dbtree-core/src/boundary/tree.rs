@@ -148,8 +148,10 @@ pub trait TreeStore: Send + Sync {
 
     /// Claims the lemon of an `Open` attempt of `user` at `now`.
     ///
-    /// In one atomic step the store MUST: refuse unless the attempt belongs to `user` and is
-    /// `Open` (a `Won` attempt returns its stored receipt again, paying nothing); refuse during
+    /// In one atomic step the store MUST apply what [`crate::harvest::plan_claim`] plans on the
+    /// attempt and the player as stored, which is to: refuse unless the attempt belongs to
+    /// `user` and is `Open` (a `Won` attempt returns its stored receipt again, paying nothing,
+    /// and a `Lost` one stays lost as `AlreadyHarvested`); refuse during
     /// the user's cooldown (`policy.harvest.cooldown` after the last harvest); refuse when the
     /// balance is at the cap; flip the lemon to regrowing only if it is still ripe in the
     /// attempt's cycle, so **exactly one** claim per ripening succeeds (the others settle their
