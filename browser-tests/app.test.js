@@ -485,7 +485,7 @@ test('sign in, win a lemon, watch it vanish elsewhere, buy and drop a Redis data
   const detail = page.locator('#instance-dialog');
   await detail.waitFor({ state: 'visible' });
   const template = await page.locator('#instance-uri').textContent();
-  assert.match(template, /^redis:\/\/default:\{password\}@[^:]+:3\d{4}\/0$/);
+  assert.match(template, /^redis:\/\/dbtree:\{password\}@[^:]+:3\d{4}\/0$/);
   const port = Number(template.match(/:(3\d{4})\//)[1]);
   assert.equal(await redisAuth(port, password), '+OK', 'the password shown once opens the real redis-server');
   const everything = await page.evaluate(() => document.body.innerText + [...document.querySelectorAll('input')].map((i) => i.value).join(' '));
@@ -565,11 +565,11 @@ test('themes, keyboard and labels', async () => {
   await p.close();
 });
 
-/** Sends `AUTH default <password>` to a Redis server; resolves with its one-line reply. */
+/** Sends `AUTH dbtree <password> (the tenant's ACL user)` to a Redis server; resolves with its one-line reply. */
 function redisAuth(port, password) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
-    const parts = ['AUTH', 'default', password];
+    const parts = ['AUTH', 'dbtree', password];
     socket.setTimeout(5000, () => socket.destroy(new Error('redis did not answer')));
     socket.on('error', reject);
     socket.on('connect', () => {
@@ -713,7 +713,7 @@ test('runway and low-balance banner, Escape on the credentials, the console, and
   assert.match(usage, /Memory used\d+(\.\d)? (KiB|MiB) of 512 MiB/);
   assert.match(usage, /Connections\d+/);
   const command = await page.locator('#instance-cli-command').textContent();
-  assert.match(command, /^redis-cli -h \S+ -p 3\d{4} --user default --askpass$/);
+  assert.match(command, /^redis-cli -h \S+ -p 3\d{4} --user dbtree --askpass$/);
   await page.locator('#copy-cli').click();
   await page.waitForFunction(() => /copied/.test(document.getElementById('toasts').textContent));
   const copied = await page.evaluate(() => navigator.clipboard.readText());

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
     status = "DBInstanceStatus",
     cel,
     printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.engine"}"#,
-    printcolumn = r#"{"name":"Name","type":"string","jsonPath":".spec.displayName"}"#,
+    printcolumn = r#"{"name":"Display Name","type":"string","jsonPath":".spec.displayName"}"#,
     printcolumn = r#"{"name":"Desired","type":"string","jsonPath":".spec.runState"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"NodePort","type":"integer","jsonPath":".spec.nodePort"}"#,
