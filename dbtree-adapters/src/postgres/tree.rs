@@ -347,7 +347,7 @@ impl TreeStore for PgStore {
         }
     }
 
-    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError> {
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Option<Attempt>, BackendError> {
         sqlx::query(
             "UPDATE quiz_attempts SET harvest = $2
              WHERE id = $1 AND answered_at IS NULL AND harvest->>'state' = 'awaiting_answer'",
@@ -357,16 +357,14 @@ impl TreeStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db("abandon an attempt"))?;
-        self.attempt(id)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown attempt"))
+        self.attempt(id).await
     }
 
     async fn settle_attempt(
         &self,
         id: AttemptId,
         state: &HarvestState,
-    ) -> Result<Attempt, BackendError> {
+    ) -> Result<Option<Attempt>, BackendError> {
         sqlx::query(
             "UPDATE quiz_attempts SET harvest = $2 WHERE id = $1 AND harvest->>'state' = 'open'",
         )
@@ -375,9 +373,7 @@ impl TreeStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db("settle an attempt"))?;
-        self.attempt(id)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown attempt"))
+        self.attempt(id).await
     }
 
     async fn claim_lemon(

@@ -246,7 +246,7 @@ impl TreeStore for SqliteStore {
         }
     }
 
-    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError> {
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Option<Attempt>, BackendError> {
         sqlx::query(
             "UPDATE quiz_attempts SET harvest = ?2
              WHERE id = ?1 AND answered_at IS NULL
@@ -257,16 +257,14 @@ impl TreeStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db("abandon an attempt"))?;
-        self.attempt(id)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown attempt"))
+        self.attempt(id).await
     }
 
     async fn settle_attempt(
         &self,
         id: AttemptId,
         state: &HarvestState,
-    ) -> Result<Attempt, BackendError> {
+    ) -> Result<Option<Attempt>, BackendError> {
         sqlx::query(
             "UPDATE quiz_attempts SET harvest = ?2
              WHERE id = ?1 AND json_extract(harvest, '$.state') = 'open'",
@@ -276,9 +274,7 @@ impl TreeStore for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(db("settle an attempt"))?;
-        self.attempt(id)
-            .await?
-            .ok_or_else(|| BackendError::new("unknown attempt"))
+        self.attempt(id).await
     }
 
     async fn claim_lemon(

@@ -129,22 +129,23 @@ pub trait TreeStore: Send + Sync {
     /// respect to [`TreeStore::record_answer`]: whichever comes first wins, so an abandoned
     /// attempt can never be answered and an answered one is never abandoned. An attempt that is
     /// answered or abandoned already MUST stay as it is. Returns the attempt as stored
-    /// afterwards.
+    /// afterwards; MUST return `None` for an unknown attempt, changing nothing.
     ///
     /// # Errors
-    /// [`BackendError`] for infrastructure failures or an unknown attempt.
-    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError>;
+    /// [`BackendError`] only for infrastructure failures.
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Option<Attempt>, BackendError>;
 
     /// Settles an `Open` attempt as missed or too late. If the attempt is no longer `Open`, MUST
-    /// change nothing. Returns the attempt as stored afterwards.
+    /// change nothing. Returns the attempt as stored afterwards; MUST return `None` for an
+    /// unknown attempt, changing nothing.
     ///
     /// # Errors
-    /// [`BackendError`] for infrastructure failures or an unknown attempt.
+    /// [`BackendError`] only for infrastructure failures.
     async fn settle_attempt(
         &self,
         id: AttemptId,
         state: &HarvestState,
-    ) -> Result<Attempt, BackendError>;
+    ) -> Result<Option<Attempt>, BackendError>;
 
     /// Claims the lemon of an `Open` attempt of `user` at `now`.
     ///

@@ -132,32 +132,30 @@ impl TreeStore for MemoryStore {
         Ok(attempt.clone())
     }
 
-    async fn abandon_attempt(&self, id: AttemptId) -> Result<Attempt, BackendError> {
+    async fn abandon_attempt(&self, id: AttemptId) -> Result<Option<Attempt>, BackendError> {
         let mut s = self.state.lock();
-        let attempt = s
-            .attempts
-            .get_mut(&id)
-            .ok_or_else(|| BackendError::new("unknown attempt"))?;
+        let Some(attempt) = s.attempts.get_mut(&id) else {
+            return Ok(None);
+        };
         if attempt.is_unanswered() {
             attempt.harvest = HarvestState::Abandoned;
         }
-        Ok(attempt.clone())
+        Ok(Some(attempt.clone()))
     }
 
     async fn settle_attempt(
         &self,
         id: AttemptId,
         state: &HarvestState,
-    ) -> Result<Attempt, BackendError> {
+    ) -> Result<Option<Attempt>, BackendError> {
         let mut s = self.state.lock();
-        let attempt = s
-            .attempts
-            .get_mut(&id)
-            .ok_or_else(|| BackendError::new("unknown attempt"))?;
+        let Some(attempt) = s.attempts.get_mut(&id) else {
+            return Ok(None);
+        };
         if attempt.harvest == HarvestState::Open {
             attempt.harvest = state.clone();
         }
-        Ok(attempt.clone())
+        Ok(Some(attempt.clone()))
     }
 
     async fn claim_lemon(

@@ -110,12 +110,17 @@ pub(crate) async fn attempts_need_a_ripe_lemon_and_take_the_first_answer(env: &S
     let open = open_attempt(s, u.id, 5, 1, t0()).await;
     let missed = HarvestState::Missed { distance: 0.3 };
     assert_eq!(
-        s.settle_attempt(open, &missed).await.unwrap().harvest,
+        s.settle_attempt(open, &missed)
+            .await
+            .unwrap()
+            .unwrap()
+            .harvest,
         missed
     );
     assert_eq!(
         s.settle_attempt(open, &HarvestState::TooLate { elapsed_ms: 9 })
             .await
+            .unwrap()
             .unwrap()
             .harvest,
         missed
@@ -157,7 +162,7 @@ pub(crate) async fn an_abandoned_attempt_is_never_answered_and_an_answered_one_n
     };
     // abandoned first: the answer is refused, with the stored (abandoned) attempt
     let given_up = s.start_attempt(&new(7)).await.unwrap();
-    let stored = s.abandon_attempt(given_up.id).await.unwrap();
+    let stored = s.abandon_attempt(given_up.id).await.unwrap().unwrap();
     assert_eq!(
         (stored.harvest.clone(), stored.answer.clone()),
         (HarvestState::Abandoned, None)
@@ -167,20 +172,32 @@ pub(crate) async fn an_abandoned_attempt_is_never_answered_and_an_answered_one_n
         Err(RecordAnswerError::AlreadyAnswered(a)) if a.harvest == HarvestState::Abandoned && a.answer.is_none()
     ));
     assert_eq!(
-        s.abandon_attempt(given_up.id).await.unwrap().harvest,
+        s.abandon_attempt(given_up.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .harvest,
         HarvestState::Abandoned,
         "abandoning twice changes nothing"
     );
     // answered first: abandoning changes nothing
     let answered = s.start_attempt(&new(8)).await.unwrap();
     s.record_answer(answered.id, &answer).await.unwrap();
-    let stored = s.abandon_attempt(answered.id).await.unwrap();
+    let stored = s.abandon_attempt(answered.id).await.unwrap().unwrap();
     assert_eq!(stored.harvest, HarvestState::Open);
     assert_eq!(stored.answer, Some(answer.clone()));
-    assert!(
+    // an unknown attempt is a typed answer, not an infrastructure failure
+    assert_eq!(
         s.abandon_attempt(AttemptId::from_random_bytes([9; 16]))
             .await
-            .is_err()
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.settle_attempt(AttemptId::from_random_bytes([9; 16]), &HarvestState::Lost)
+            .await
+            .unwrap(),
+        None
     );
     // racing: exactly one of answer and abandon wins
     for n in 10..20u8 {
