@@ -177,7 +177,8 @@ pub trait Cluster: Send + Sync {
     /// [`ClusterError`] if the request could not be accepted.
     async fn provision(&self, request: &ProvisionRequest) -> Result<(), ClusterError>;
 
-    /// Sets the run state (scale to one or to zero, keeping data). Idempotent.
+    /// Sets the run state (scale to one or to zero). MUST keep the instance's data, and MUST be
+    /// idempotent: asking for the state already held changes nothing.
     ///
     /// # Errors
     /// [`ClusterError`]; a cluster whose instances listen on host ports MUST answer
@@ -199,8 +200,9 @@ pub trait Cluster: Send + Sync {
         credentials: &Credentials,
     ) -> Result<(), ClusterError>;
 
-    /// Deletes the instance and its data. Idempotent: deleting an unknown instance is
-    /// [`Teardown::Complete`].
+    /// Deletes the instance and its data. MUST be idempotent (deleting an unknown instance is
+    /// [`Teardown::Complete`]) and MUST answer [`Teardown::Complete`] only when everything of the
+    /// instance is gone; otherwise [`Teardown::Pending`], and an [`Observation::Gone`] follows.
     ///
     /// # Errors
     /// [`ClusterError`].

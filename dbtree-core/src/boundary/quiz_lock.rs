@@ -18,8 +18,9 @@ pub enum LockOutcome {
 /// A per-user lock with a lifetime, held by one quiz attempt at a time.
 #[async_trait]
 pub trait QuizLock: Send + Sync {
-    /// Takes the user's lock for `holder` for `ttl`, only if nobody holds it (set-if-absent with
-    /// expiry, as one atomic operation: a crash can never leave a lock without a lifetime).
+    /// Takes the user's lock for `holder` for `ttl`. MUST take it only if nobody holds it, and
+    /// MUST set the holder and the expiry in one atomic operation (set-if-absent with expiry), so
+    /// a crash can never leave a lock without a lifetime.
     ///
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.
@@ -30,14 +31,15 @@ pub trait QuizLock: Send + Sync {
         ttl: TimeDelta,
     ) -> Result<LockOutcome, BackendError>;
 
-    /// Releases the user's lock only if `holder` holds it (compare-and-delete); returns whether
-    /// it did.
+    /// Releases the user's lock. MUST delete it only if `holder` holds it, atomically
+    /// (compare-and-delete), so a late release never frees another attempt's lock; returns
+    /// whether it did.
     ///
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.
     async fn release(&self, user: UserId, holder: AttemptId) -> Result<bool, BackendError>;
 
-    /// The attempt holding the user's lock, if a live (unexpired) lock exists.
+    /// The attempt holding the user's lock. MUST NOT report an expired lock.
     ///
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.

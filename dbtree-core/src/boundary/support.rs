@@ -14,7 +14,8 @@ pub struct InquiryId(pub i64);
 /// Support inquiries.
 #[async_trait]
 pub trait SupportStore: Send + Sync {
-    /// Stores an inquiry.
+    /// Stores an inquiry. MUST keep it (a database store durably, in the same step) and MUST
+    /// return a number no other stored inquiry has.
     ///
     /// # Errors
     /// [`BackendError`] only for infrastructure failures.
