@@ -37,6 +37,7 @@ macro_rules! store_tests {
             accounts::low_balance_warnings_are_set_once_and_cleared,
             tree::planting_is_idempotent_with_distinct_quizzes,
             tree::the_quiz_bank_refuses_duplicates_and_retires,
+            tree::planting_from_an_empty_bank_is_refused,
             tree::attempts_need_a_ripe_lemon_and_take_the_first_answer,
             tree::an_abandoned_attempt_is_never_answered_and_an_answered_one_never_abandoned,
             tree::a_claim_pays_once_and_replays_its_receipt,

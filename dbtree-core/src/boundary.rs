@@ -39,7 +39,9 @@ pub use quizzes::{AddQuizError, QuizStore};
 pub use rate_limit::{RateDecision, RateKey, RateLimit, RateLimiter, client_block};
 pub use sign_in::{IssueCodeError, NewCode, PurgeReport, SignInStore};
 pub use support::{InquiryId, SupportStore};
-pub use tree::{ClaimError, NewAttempt, RecordAnswerError, StartAttemptError, TreeStore};
+pub use tree::{
+    ClaimError, NewAttempt, PlantError, RecordAnswerError, StartAttemptError, TreeStore,
+};
 pub use users::{NewUser, Registration, User, UserStore};
 
 /// Everything a storage backend provides. Implemented automatically for any type that implements

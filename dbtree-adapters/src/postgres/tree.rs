@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use dbtree_core::auth::Email;
 use dbtree_core::boundary::{
-    AddQuizError, BackendError, ClaimError, NewAttempt, QuizStore, RecordAnswerError,
+    AddQuizError, BackendError, ClaimError, NewAttempt, PlantError, QuizStore, RecordAnswerError,
     StartAttemptError, TreeStore,
 };
 use dbtree_core::harvest::{ClaimPlan, ClickChallenge, HarvestReceipt, HarvestState, plan_claim};
@@ -236,7 +236,7 @@ async fn set_harvest(
 
 #[async_trait]
 impl TreeStore for PgStore {
-    async fn plant(&self, _now: DateTime<Utc>) -> Result<Vec<Lemon>, BackendError> {
+    async fn plant(&self, _now: DateTime<Utc>) -> Result<Vec<Lemon>, PlantError> {
         let mut tx = self.begin().await?;
         lock_tree(&mut tx).await?;
         let existing: Vec<(i16,)> = sqlx::query_as("SELECT position FROM lemons")
@@ -250,9 +250,9 @@ impl TreeStore for PgStore {
             {
                 continue;
             }
-            let quiz = next_quiz(&mut tx, true).await?.ok_or_else(|| {
-                BackendError::new("the quiz bank is empty: cannot plant the tree")
-            })?;
+            let quiz = next_quiz(&mut tx, true)
+                .await?
+                .ok_or(PlantError::EmptyBank)?;
             sqlx::query(
                 "INSERT INTO lemons (position, quiz_id, cycle, ripe) VALUES ($1, $2, 0, true)",
             )
@@ -263,7 +263,7 @@ impl TreeStore for PgStore {
             .map_err(db("plant a lemon"))?;
         }
         commit(tx).await?;
-        self.lemons().await
+        Ok(self.lemons().await?)
     }
 
     async fn lemons(&self) -> Result<Vec<Lemon>, BackendError> {

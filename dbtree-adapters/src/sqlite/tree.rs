@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use dbtree_core::auth::Email;
 use dbtree_core::boundary::{
-    BackendError, ClaimError, NewAttempt, RecordAnswerError, StartAttemptError, TreeStore,
+    BackendError, ClaimError, NewAttempt, PlantError, RecordAnswerError, StartAttemptError,
+    TreeStore,
 };
 use dbtree_core::harvest::{ClaimPlan, ClickChallenge, HarvestReceipt, HarvestState, plan_claim};
 use dbtree_core::ids::{AttemptId, QuizId, UserId};
@@ -135,7 +136,7 @@ async fn fetch_attempt(
 
 #[async_trait]
 impl TreeStore for SqliteStore {
-    async fn plant(&self, _now: DateTime<Utc>) -> Result<Vec<Lemon>, BackendError> {
+    async fn plant(&self, _now: DateTime<Utc>) -> Result<Vec<Lemon>, PlantError> {
         let mut tx = self.begin().await?;
         let existing: Vec<(i64,)> = sqlx::query_as("SELECT position FROM lemons")
             .fetch_all(&mut *tx)
@@ -146,9 +147,9 @@ impl TreeStore for SqliteStore {
             if existing.iter().any(|(p,)| *p == n) {
                 continue;
             }
-            let quiz = next_quiz(&mut tx, true).await?.ok_or_else(|| {
-                BackendError::new("the quiz bank is empty: cannot plant the tree")
-            })?;
+            let quiz = next_quiz(&mut tx, true)
+                .await?
+                .ok_or(PlantError::EmptyBank)?;
             sqlx::query(
                 "INSERT INTO lemons (position, quiz_id, cycle, ripe) VALUES (?1, ?2, 0, 1)",
             )
@@ -159,7 +160,7 @@ impl TreeStore for SqliteStore {
             .map_err(db("plant a lemon"))?;
         }
         commit(tx).await?;
-        self.lemons().await
+        Ok(self.lemons().await?)
     }
 
     async fn lemons(&self) -> Result<Vec<Lemon>, BackendError> {

@@ -56,6 +56,17 @@ pub enum RecordAnswerError {
     Backend(#[from] BackendError),
 }
 
+/// Why the tree was not planted.
+#[derive(Debug, thiserror::Error)]
+pub enum PlantError {
+    /// No quiz in the bank to hang on a missing lemon (every quiz retired, or none seeded).
+    #[error("the quiz bank is empty: cannot plant the tree")]
+    EmptyBank,
+    /// Infrastructure failure.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
 /// Why a claim paid nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
@@ -87,11 +98,12 @@ pub enum ClaimError {
 pub trait TreeStore: Send + Sync {
     /// Plants the tree: every position that does not exist yet is created ripe, each with the
     /// least-used quiz not on the tree ([`crate::tree::choose_next_quiz`]). Existing lemons are
-    /// untouched. Idempotent. Returns all ten lemons.
+    /// untouched. Idempotent. Returns all ten lemons. MUST refuse with
+    /// [`PlantError::EmptyBank`], planting nothing, when a missing lemon finds no quiz.
     ///
     /// # Errors
-    /// [`BackendError`] for infrastructure failures, or if the quiz bank is empty.
-    async fn plant(&self, now: DateTime<Utc>) -> Result<Vec<Lemon>, BackendError>;
+    /// [`PlantError::EmptyBank`]; [`PlantError::Backend`] only for infrastructure failures.
+    async fn plant(&self, now: DateTime<Utc>) -> Result<Vec<Lemon>, PlantError>;
 
     /// All lemons, by position.
     ///

@@ -4,7 +4,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{Deps, InternalError, internal_errors, random_bytes, with_random_u32s};
 use crate::boundary::{
-    BackendError, ClaimError, LockOutcome, NewAttempt, RecordAnswerError, StartAttemptError, User,
+    BackendError, ClaimError, LockOutcome, NewAttempt, PlantError, RecordAnswerError,
+    StartAttemptError, User,
 };
 use crate::harvest::{
     CircleSpeed, Click, ClickChallenge, HarvestGate, HarvestReceipt, HarvestRefusal, HarvestState,
@@ -172,9 +173,14 @@ impl TreeService {
     /// Plants missing lemons, ripe (first start).
     ///
     /// # Errors
-    /// [`InternalError`].
+    /// [`InternalError`]: storage failed, or the bank has no quiz for a lemon
+    /// ([`InternalError::Inconsistent`]: [`crate::service::Services::prepare`] seeds it first).
     pub async fn plant(&self) -> Result<Vec<Lemon>, InternalError> {
-        Ok(self.deps.store.plant(self.deps.clock.now()).await?)
+        match self.deps.store.plant(self.deps.clock.now()).await {
+            Ok(lemons) => Ok(lemons),
+            Err(e @ PlantError::EmptyBank) => Err(InternalError::Inconsistent(e.to_string())),
+            Err(PlantError::Backend(b)) => Err(b.into()),
+        }
     }
 
     /// Regrows every lemon that is due; returns them.

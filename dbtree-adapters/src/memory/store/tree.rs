@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use dbtree_core::auth::Email;
 use dbtree_core::boundary::{
-    AddQuizError, BackendError, ClaimError, NewAttempt, QuizStore, RecordAnswerError,
+    AddQuizError, BackendError, ClaimError, NewAttempt, PlantError, QuizStore, RecordAnswerError,
     StartAttemptError, TreeStore,
 };
 use dbtree_core::harvest::{ClaimPlan, HarvestReceipt, HarvestState, plan_claim};
@@ -45,7 +45,7 @@ impl State {
 
 #[async_trait]
 impl TreeStore for MemoryStore {
-    async fn plant(&self, _now: DateTime<Utc>) -> Result<Vec<Lemon>, BackendError> {
+    async fn plant(&self, _now: DateTime<Utc>) -> Result<Vec<Lemon>, PlantError> {
         let mut s = self.state.lock();
         for position in Position::all() {
             if s.lemons.contains_key(&position) {
@@ -55,9 +55,7 @@ impl TreeStore for MemoryStore {
             let quiz = s
                 .next_quiz(&on_tree)
                 .or_else(|| s.next_quiz(&BTreeSet::new()))
-                .ok_or_else(|| {
-                    BackendError::new("the quiz bank is empty: cannot plant the tree")
-                })?;
+                .ok_or(PlantError::EmptyBank)?;
             s.use_quiz(quiz);
             s.lemons.insert(
                 position,

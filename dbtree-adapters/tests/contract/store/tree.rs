@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
 use dbtree_core::boundary::{
-    AddQuizError, ClaimError, NewAttempt, RecordAnswerError, StartAttemptError,
+    AddQuizError, ClaimError, NewAttempt, PlantError, RecordAnswerError, StartAttemptError,
 };
 use dbtree_core::harvest::HarvestState;
 use dbtree_core::ids::AttemptId;
@@ -36,6 +36,22 @@ pub(crate) async fn planting_is_idempotent_with_distinct_quizzes(env: &StoreEnv)
     );
     let uses: u64 = s.quizzes().await.unwrap().iter().map(|q| q.uses).sum();
     assert_eq!(uses, 10);
+}
+
+/// A tree cannot be planted without a quiz for each lemon: a typed refusal, planting nothing
+/// (not an infrastructure failure).
+pub(crate) async fn planting_from_an_empty_bank_is_refused(env: &StoreEnv) {
+    let s = &env.store;
+    assert!(matches!(s.plant(t0()).await, Err(PlantError::EmptyBank)));
+    assert!(s.lemons().await.unwrap().is_empty());
+    let bank = shipped_bank().unwrap();
+    let only = s.add_quiz(&bank[0]).await.unwrap();
+    assert!(s.retire_quiz(only.id).await.unwrap());
+    assert!(
+        matches!(env.second.plant(t0()).await, Err(PlantError::EmptyBank)),
+        "a retired quiz is not hung on a lemon"
+    );
+    assert!(s.lemons().await.unwrap().is_empty());
 }
 
 pub(crate) async fn the_quiz_bank_refuses_duplicates_and_retires(env: &StoreEnv) {
