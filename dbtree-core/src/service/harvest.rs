@@ -174,7 +174,7 @@ impl TreeService {
     ///
     /// # Errors
     /// [`InternalError`]: storage failed, or the bank has no quiz for a lemon
-    /// ([`InternalError::Inconsistent`]: [`crate::service::Services::prepare`] seeds it first).
+    /// ([`InternalError::Inconsistent`]: [`crate::service::App::prepare`] seeds it first).
     pub async fn plant(&self) -> Result<Vec<Lemon>, InternalError> {
         match self.deps.store.plant(self.deps.clock.now()).await {
             Ok(lemons) => Ok(lemons),
