@@ -52,11 +52,12 @@ def code_from_log(log, email):
     raise Failed(f"no sign-in code for {email} in {log}")
 
 
-def redis_answers(port, password):
-    """AUTH then PING over RESP: expects +OK and +PONG."""
+def redis_answers(port, username, password):
+    """AUTH as the tenant's ACL user, then PING over RESP: expects +OK and +PONG."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(
-            f"*2\r\n$4\r\nAUTH\r\n${len(password)}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n".encode()
+            f"*3\r\n$4\r\nAUTH\r\n${len(username)}\r\n{username}\r\n"
+            f"${len(password)}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n".encode()
         )
         reply = b""
         while b"+PONG" not in reply and b"-" not in reply[:1]:
@@ -153,6 +154,7 @@ def drive(base, log, email):
         "create instance",
     )
     password = created.credentials.password
+    username = created.credentials.username
     expect("a 24-character password", len(password) == 24)
     print(f"created {cheapest.engine.value} {cheapest.preset.value} {name}: {cheapest.price.creation_cost} lemons")
     profile = ok(get_profile.sync_detailed(client=client), 200, "profile")
@@ -172,7 +174,7 @@ def drive(base, log, email):
         expect("running within 60 s", time.monotonic() < deadline)
         time.sleep(0.25)
     if cheapest.engine == EngineDto.REDIS:
-        redis_answers(detail.node_port, password)
+        redis_answers(detail.node_port, username, password)
         print(f"redis on port {detail.node_port} answers PONG with the one-time password")
     ok(delete_instance.sync_detailed(instance_id, client=client), 200, "delete instance")
     print(f"deleted {name}")

@@ -151,6 +151,7 @@ async fn drive(base: &str, log: &str, email: &str) -> Step<()> {
         .map_err(|e| format!("create instance: {e}"))?
         .into_inner();
     let password = created.credentials.password.clone();
+    let username = created.credentials.username.clone();
     expect("a 24-character password", password.chars().count() == 24)?;
     println!(
         "created {} {} {name}: {} lemons",
@@ -170,7 +171,7 @@ async fn drive(base: &str, log: &str, email: &str) -> Step<()> {
     let id = created.instance.id.clone();
     let port = wait_running(&client, &id).await?;
     if cheapest.engine == types::EngineDto::Redis {
-        redis_answers(port, &password).await?;
+        redis_answers(port, &username, &password).await?;
         println!("redis on port {port} answers PONG with the one-time password");
     }
     client
@@ -279,13 +280,15 @@ async fn wait_running(client: &generated::Client, id: &str) -> Step<u16> {
     }
 }
 
-/// `AUTH <password>` then `PING` over RESP, expecting `+OK` and `+PONG`.
-async fn redis_answers(port: u16, password: &str) -> Step<()> {
+/// `AUTH <username> <password>` (the tenant's ACL user) then `PING` over RESP, expecting `+OK`
+/// and `+PONG`.
+async fn redis_answers(port: u16, username: &str, password: &str) -> Step<()> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| format!("connect to port {port}: {e}"))?;
     let request = format!(
-        "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n",
+        "*3\r\n$4\r\nAUTH\r\n${}\r\n{username}\r\n${}\r\n{password}\r\n*1\r\n$4\r\nPING\r\n",
+        username.len(),
         password.len()
     );
     stream
