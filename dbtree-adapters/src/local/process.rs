@@ -34,6 +34,24 @@ pub(crate) fn command(program: &Path, args: &[OsString], cwd: &Path, run_as: &Ru
     command
 }
 
+/// [`command`] in the instance's engine directory, its output appended to the instance's log,
+/// in a process group of its own (so a stop signal reaches every process it starts).
+pub(crate) fn logged(
+    program: &Path,
+    args: &[OsString],
+    layout: &Layout,
+    run_as: &RunAs,
+) -> std::io::Result<Command> {
+    let log = layout.open_log()?;
+    let err = log.try_clone()?;
+    let mut command = command(program, args, &layout.engine_dir(), run_as);
+    command
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .process_group(0);
+    Ok(command)
+}
+
 /// Starts an engine server, handing it `stdin` (then end of file) if any. Its output goes to
 /// the instance's log; it is not killed when the driver (or its handle) goes away.
 pub(crate) async fn spawn(
@@ -43,18 +61,13 @@ pub(crate) async fn spawn(
     layout: &Layout,
     run_as: &RunAs,
 ) -> std::io::Result<Child> {
-    let log = layout.open_log()?;
-    let err = log.try_clone()?;
-    let mut command = command(program, args, &layout.engine_dir(), run_as);
+    let mut command = logged(program, args, layout, run_as)?;
     command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(err))
-        .process_group(0)
         .kill_on_drop(false);
     let mut child = command.spawn()?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {

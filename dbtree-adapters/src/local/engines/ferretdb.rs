@@ -11,7 +11,6 @@
 
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use dbtree_core::boundary::ClusterError;
@@ -77,19 +76,9 @@ pub(super) async fn prepare(
         format!("--setup-database={AUTH_DB}").into(),
         format!("--setup-username={ADMIN_USER}").into(),
     ]);
-    let log = ctx
-        .layout
-        .open_log()
+    let mut command = process::logged(program, &args, ctx.layout, ctx.run_as)
         .map_err(|e| io_error("opening the log in", &ctx.layout.dir, &e))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| io_error("opening the log in", &ctx.layout.dir, &e))?;
-    let mut command = process::command(program, &args, &ctx.layout.engine_dir(), ctx.run_as);
-    command
-        .env("FERRETDB_SETUP_PASSWORD", admin.expose())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(err))
-        .process_group(0);
+    command.env("FERRETDB_SETUP_PASSWORD", admin.expose());
     let child = command
         .spawn()
         .map_err(|e| ClusterError::transient(format!("starting ferretdb: {e}")))?;

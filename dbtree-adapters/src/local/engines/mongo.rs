@@ -12,7 +12,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use dbtree_core::boundary::ClusterError;
@@ -71,18 +70,8 @@ pub(super) async fn prepare(
         ctx.layout.engine_path(SETUP_SOCKET).into_os_string(),
     ]);
     let socket = socket(ctx);
-    let log = ctx
-        .layout
-        .open_log()
+    let mut command = process::logged(program, &args, ctx.layout, ctx.run_as)
         .map_err(|e| io_error("opening the log in", &ctx.layout.dir, &e))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| io_error("opening the log in", &ctx.layout.dir, &e))?;
-    let mut command = process::command(program, &args, &ctx.layout.engine_dir(), ctx.run_as);
-    command
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(err))
-        .process_group(0);
     let child = command
         .spawn()
         .map_err(|e| ClusterError::transient(format!("starting mongod: {e}")))?;
