@@ -38,27 +38,9 @@ struct Created {
 
 /// Signs in with the code the console mailer logged; returns the token.
 async fn sign_in(server: &Server) -> String {
-    let sent = server
-        .call(
-            Method::POST,
-            "/api/v1/auth/code",
-            None,
-            Some(json!({ "email": EMAIL })),
-        )
-        .await;
-    assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
-    let code = server.code_from_log(EMAIL).await;
-    let session = server
-        .call(
-            Method::POST,
-            "/api/v1/auth/session",
-            None,
-            Some(json!({ "email": EMAIL, "code": code })),
-        )
-        .await;
-    assert_eq!(session.0, StatusCode::CREATED, "{}", session.1);
-    assert_eq!(session.1["profile"]["balance"], 15, "the welcome bonus");
-    session.1["token"].as_str().unwrap().to_owned()
+    let session = server.sign_in(EMAIL).await;
+    assert_eq!(session["profile"]["balance"], 15, "the welcome bonus");
+    session["token"].as_str().unwrap().to_owned()
 }
 
 /// Wins a ripe lemon: answers its quiz right (the right option read from dbtree's database, the

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use engines::clients::*;
@@ -24,26 +24,10 @@ use engines::server::{
 };
 
 async fn sign_in(server: &Server, email: &str) -> String {
-    let sent = server
-        .call(
-            Method::POST,
-            "/api/v1/auth/code",
-            None,
-            Some(json!({ "email": email })),
-        )
-        .await;
-    assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
-    let code = server.code_from_log(email).await;
-    let session = server
-        .call(
-            Method::POST,
-            "/api/v1/auth/session",
-            None,
-            Some(json!({ "email": email, "code": code })),
-        )
-        .await;
-    assert_eq!(session.0, StatusCode::CREATED, "{}", session.1);
-    session.1["token"].as_str().unwrap().to_owned()
+    server.sign_in(email).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Creates a tiny instance; its id, port and connection URI.

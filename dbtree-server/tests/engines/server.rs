@@ -303,6 +303,31 @@ impl Server {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Signs `email` in with the code the console mailer logged; returns the session answer
+    /// (`token`, `profile`).
+    pub(crate) async fn sign_in(&self, email: &str) -> Value {
+        let sent = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/code",
+                None,
+                Some(serde_json::json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
+        let code = self.code_from_log(email).await;
+        let session = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/session",
+                None,
+                Some(serde_json::json!({ "email": email, "code": code })),
+            )
+            .await;
+        assert_eq!(session.0, StatusCode::CREATED, "{}", session.1);
+        session.1
+    }
+
     /// The sign-in code the console mailer logged for `email`, waiting for it.
     pub(crate) async fn code_from_log(&self, email: &str) -> String {
         let needle = format!("sign-in code for {email}: ");
